@@ -1,0 +1,65 @@
+// gRPC handlers for air.v1.InvestigationService and air.v1.ActionService.
+// Thin by design: validate the request, call the domain and storage layers,
+// map the status. Reads answer inline; decisions complete asynchronously
+// when their group commit is durable, so no thread waits on the disk.
+#ifndef AIR_SERVICE_API_SERVICES_H_
+#define AIR_SERVICE_API_SERVICES_H_
+
+#include "air/v1/action_service.grpc.pb.h"
+#include "air/v1/investigation_service.grpc.pb.h"
+#include "service/event_hub.h"
+#include "service/watch_stream.h"
+#include "storage/repository.h"
+
+namespace air {
+
+class InvestigationServiceImpl final
+    : public v1::InvestigationService::CallbackService {
+ public:
+  explicit InvestigationServiceImpl(Repository& repository)
+      : repository_(repository) {}
+
+  grpc::ServerUnaryReactor* GetInvestigation(
+      grpc::CallbackServerContext* context, const v1::GetInvestigationRequest* request,
+      v1::GetInvestigationResponse* response) override;
+  grpc::ServerUnaryReactor* ListInvestigations(
+      grpc::CallbackServerContext* context, const v1::ListInvestigationsRequest* request,
+      v1::ListInvestigationsResponse* response) override;
+
+ private:
+  Repository& repository_;
+};
+
+class ActionServiceImpl final : public v1::ActionService::CallbackService {
+ public:
+  ActionServiceImpl(Repository& repository, EventHub& hub, WatchLimits watch_limits)
+      : repository_(repository), hub_(hub), watch_limits_(watch_limits) {}
+
+  grpc::ServerUnaryReactor* GetAction(grpc::CallbackServerContext* context,
+                                      const v1::GetActionRequest* request,
+                                      v1::GetActionResponse* response) override;
+  grpc::ServerUnaryReactor* ListActions(grpc::CallbackServerContext* context,
+                                        const v1::ListActionsRequest* request,
+                                        v1::ListActionsResponse* response) override;
+  grpc::ServerUnaryReactor* ApproveAction(grpc::CallbackServerContext* context,
+                                          const v1::ApproveActionRequest* request,
+                                          v1::ApproveActionResponse* response) override;
+  grpc::ServerUnaryReactor* RejectAction(grpc::CallbackServerContext* context,
+                                         const v1::RejectActionRequest* request,
+                                         v1::RejectActionResponse* response) override;
+  grpc::ServerUnaryReactor* BatchDecideActions(
+      grpc::CallbackServerContext* context, const v1::BatchDecideActionsRequest* request,
+      v1::BatchDecideActionsResponse* response) override;
+  grpc::ServerWriteReactor<v1::WatchActionsResponse>* WatchActions(
+      grpc::CallbackServerContext* context,
+      const v1::WatchActionsRequest* request) override;
+
+ private:
+  Repository& repository_;
+  EventHub& hub_;
+  const WatchLimits watch_limits_;
+};
+
+}  // namespace air
+
+#endif  // AIR_SERVICE_API_SERVICES_H_

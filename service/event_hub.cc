@@ -1,0 +1,120 @@
+#include "service/event_hub.h"
+
+#include "absl/time/clock.h"
+#include "domain/errors.h"
+
+namespace air {
+
+EventHub::EventHub(int64_t head, size_t ring_capacity, absl::Duration tick)
+    : ring_capacity_(ring_capacity), tick_(tick), head_(head) {
+  notifier_ = std::thread([this] { NotifierLoop(); });
+}
+
+EventHub::~EventHub() {
+  Shutdown();
+  if (notifier_.joinable()) notifier_.join();
+}
+
+void EventHub::Publish(const std::vector<v1::Event>& events) {
+  absl::MutexLock lock(&mu_);
+  for (const v1::Event& event : events) {
+    if (event.sequence() <= head_) continue;  // already published
+    ring_.push_back(std::make_shared<const v1::Event>(event));
+    head_ = event.sequence();
+  }
+  while (ring_.size() > ring_capacity_) ring_.pop_front();
+  wake_pending_ = true;
+}
+
+int64_t EventHub::head() const {
+  absl::MutexLock lock(&mu_);
+  return head_;
+}
+
+bool EventHub::ReadRecent(int64_t after, int limit,
+                          std::vector<std::shared_ptr<const v1::Event>>* out) const {
+  absl::MutexLock lock(&mu_);
+  if (after >= head_) return true;
+  if (ring_.empty() || ring_.front()->sequence() > after + 1) return false;
+  const size_t start = static_cast<size_t>(after + 1 - ring_.front()->sequence());
+  for (size_t i = start; i < ring_.size() && limit > 0; ++i, --limit) {
+    out->push_back(ring_[i]);
+  }
+  return true;
+}
+
+absl::Status EventHub::Subscribe(std::shared_ptr<Subscriber> subscriber) {
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) {
+    return MakeError(absl::StatusCode::kUnavailable,
+                     "the server is shutting down; resume on another server",
+                     "SHUTTING_DOWN");
+  }
+  subscribers_[subscriber.get()] = std::move(subscriber);
+  return absl::OkStatus();
+}
+
+void EventHub::Unsubscribe(const Subscriber* subscriber) {
+  std::shared_ptr<Subscriber> removed;  // destroyed outside the lock
+  absl::MutexLock lock(&mu_);
+  auto it = subscribers_.find(subscriber);
+  if (it != subscribers_.end()) {
+    removed = std::move(it->second);
+    subscribers_.erase(it);
+  }
+}
+
+size_t EventHub::subscriber_count() const {
+  absl::MutexLock lock(&mu_);
+  return subscribers_.size();
+}
+
+void EventHub::Shutdown() {
+  std::vector<std::shared_ptr<Subscriber>> to_close;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+    for (auto& [key, subscriber] : subscribers_) to_close.push_back(subscriber);
+  }
+  const absl::Status status = MakeError(
+      absl::StatusCode::kUnavailable,
+      "the server is shutting down; resume from your last sequence",
+      "SHUTTING_DOWN");
+  for (auto& subscriber : to_close) subscriber->Close(status);
+}
+
+void EventHub::NotifierLoop() {
+  std::vector<std::shared_ptr<Subscriber>> targets;
+  absl::Time last_tick = absl::Now();
+  while (true) {
+    bool wake;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](EventHub* hub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(hub->mu_) {
+                return hub->wake_pending_ || hub->shutdown_;
+              },
+              this),
+          tick_);
+      if (shutdown_) return;
+      wake = wake_pending_;
+      wake_pending_ = false;
+      targets.clear();
+      targets.reserve(subscribers_.size());
+      for (auto& [key, subscriber] : subscribers_) targets.push_back(subscriber);
+    }
+    if (wake) {
+      for (auto& subscriber : targets) subscriber->Wake();
+    }
+    const absl::Time now = absl::Now();
+    if (now - last_tick >= tick_) {
+      last_tick = now;
+      for (auto& subscriber : targets) subscriber->Tick(now);
+    }
+    targets.clear();  // drop references outside the lock
+  }
+}
+
+}  // namespace air

@@ -1,0 +1,87 @@
+// EventHub: tells watch streams that the event log moved on.
+//
+// The writer publishes each commit's events here (after the commit is
+// durable). The hub keeps the most recent ones in a bounded ring, so that
+// caught-up subscribers read them from memory; a subscriber that lags
+// beyond the ring reads from the repository instead. Nothing is buffered per
+// subscriber, so a slow subscriber costs no memory and never blocks the
+// writer or anyone else.
+//
+// A notifier thread wakes subscribers after each publish and gives each a
+// periodic Tick (for heartbeats). Subscribers must not block in Wake/Tick.
+#ifndef AIR_SERVICE_EVENT_HUB_H_
+#define AIR_SERVICE_EVENT_HUB_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "air/v1/event.pb.h"
+
+namespace air {
+
+class EventHub {
+ public:
+  class Subscriber {
+   public:
+    virtual ~Subscriber() = default;
+    // New events may be available.
+    virtual void Wake() = 0;
+    // Periodic call, at least every tick interval.
+    virtual void Tick(absl::Time now) = 0;
+    // The hub is shutting down: end with `status`.
+    virtual void Close(const absl::Status& status) = 0;
+  };
+
+  // `head`: the last committed sequence at start. `ring_capacity`: how many
+  // recent events are kept in memory.
+  EventHub(int64_t head, size_t ring_capacity = 16384,
+           absl::Duration tick = absl::Milliseconds(50));
+  ~EventHub();
+
+  // Appends committed events (consecutive sequences) and wakes subscribers.
+  void Publish(const std::vector<v1::Event>& events);
+
+  // The last published sequence.
+  int64_t head() const;
+
+  // Appends events with sequence > `after` (at most `limit`) to `out` and
+  // returns true if the ring still holds sequence after + 1 (or nothing is
+  // newer); false if the caller must read the repository.
+  bool ReadRecent(int64_t after, int limit,
+                  std::vector<std::shared_ptr<const v1::Event>>* out) const;
+
+  // Registers a subscriber. UNAVAILABLE once shut down.
+  absl::Status Subscribe(std::shared_ptr<Subscriber> subscriber);
+  void Unsubscribe(const Subscriber* subscriber);
+  size_t subscriber_count() const;
+
+  // Closes every subscriber with UNAVAILABLE and refuses new ones.
+  void Shutdown();
+
+ private:
+  void NotifierLoop();
+
+  const size_t ring_capacity_;
+  const absl::Duration tick_;
+
+  mutable absl::Mutex mu_;
+  int64_t head_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const v1::Event>> ring_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<const Subscriber*, std::shared_ptr<Subscriber>> subscribers_
+      ABSL_GUARDED_BY(mu_);
+  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread notifier_;
+};
+
+}  // namespace air
+
+#endif  // AIR_SERVICE_EVENT_HUB_H_

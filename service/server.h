@@ -1,0 +1,81 @@
+// AirServer wires the parts into a running service: the SQLite repository,
+// the event hub, the gRPC services (plus health and reflection) and the
+// housekeeping tasks. aird's main() and the integration tests both use it,
+// so tests exercise exactly what production runs.
+#ifndef AIR_SERVICE_SERVER_H_
+#define AIR_SERVICE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "domain/clock.h"
+#include "domain/lifecycle.h"
+#include "service/watch_stream.h"
+
+namespace air {
+
+class Repository;
+class EventHub;
+class ExpirySweeper;
+class EventRetention;
+
+struct ServerOptions {
+  // gRPC listen address; port 0 picks a free port (see AirServer::port()).
+  std::string listen_address = "127.0.0.1:50051";
+  // SQLite database file.
+  std::string db_path = "air.db";
+  // fsync every commit (PRAGMA synchronous=FULL) instead of NORMAL.
+  bool full_fsync = false;
+  // Fill an empty database with the demo set.
+  bool demo = false;
+  // How long a pending action waits before it expires.
+  absl::Duration action_ttl = kDefaultActionTtl;
+  // How often the expiry sweeper and event retention run; zero disables the
+  // timers (tests call RunOnce themselves).
+  absl::Duration housekeeping_interval = absl::Seconds(30);
+  // Event log retention: by age, and a row cap.
+  absl::Duration event_retention = absl::Hours(24 * 7);
+  int64_t max_events = 10'000'000;
+  // HTTP/2 keepalive ping interval and maximum connection age (zero: none).
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  // Largest request message accepted, in bytes.
+  int max_receive_message_bytes = 1 << 20;
+  WatchLimits watch_limits;
+  // Injected clock (not owned); null means the system clock.
+  const Clock* clock = nullptr;
+};
+
+class AirServer {
+ public:
+  // Opens the repository, loads demo data if asked, and starts serving.
+  // Fails (never half-starts) if the database cannot be opened or the
+  // address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<AirServer>> Start(const ServerOptions& options);
+  ~AirServer();
+
+  // The bound port.
+  int port() const;
+  // Ends watch streams with UNAVAILABLE, lets in-flight calls finish within
+  // `grace`, then stops. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(10));
+  // Blocks until Shutdown() completes.
+  void Wait();
+
+  Repository& repository();
+  EventHub& hub();
+  ExpirySweeper& expiry_sweeper();
+  EventRetention& event_retention();
+
+  struct Parts;
+
+ private:
+  explicit AirServer(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace air
+
+#endif  // AIR_SERVICE_SERVER_H_

@@ -1,0 +1,40 @@
+// The server side of ActionService.WatchActions: one reactor per stream.
+//
+// Each stream owns a cursor into the event log. When woken (by the hub after
+// a commit, or by the completion of its previous write) it reads the next
+// events after its cursor — from the hub's in-memory ring when it is caught
+// up, else from the repository — filters them, and writes them one message
+// at a time (gRPC's one-write-outstanding rule). A stream that stops reading
+// simply stops advancing; it buffers at most one batch, and catches up from
+// the stored log later.
+#ifndef AIR_SERVICE_WATCH_STREAM_H_
+#define AIR_SERVICE_WATCH_STREAM_H_
+
+#include <grpcpp/support/server_callback.h>
+#include <grpcpp/server_context.h>
+
+#include "air/v1/action_service.pb.h"
+#include "service/event_hub.h"
+#include "storage/repository.h"
+
+namespace air {
+
+struct WatchLimits {
+  // Events read per batch (from the ring or the repository).
+  int batch_size = 256;
+  // Most pending actions sent in an initial snapshot.
+  int max_snapshot_actions = 100000;
+  // Heartbeat bounds and default.
+  absl::Duration default_heartbeat = absl::Seconds(30);
+  absl::Duration min_heartbeat = absl::Milliseconds(100);
+  absl::Duration max_heartbeat = absl::Minutes(10);
+};
+
+// Starts a watch. The returned reactor deletes itself when the RPC is done.
+grpc::ServerWriteReactor<v1::WatchActionsResponse>* StartWatch(
+    grpc::CallbackServerContext* context, const v1::WatchActionsRequest& request,
+    Repository& repository, EventHub& hub, const WatchLimits& limits);
+
+}  // namespace air
+
+#endif  // AIR_SERVICE_WATCH_STREAM_H_

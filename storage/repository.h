@@ -1,0 +1,168 @@
+// The repository: durable home of investigations, actions, the event log
+// (transactional outbox), the decision audit and idempotency records.
+//
+// Contract for every implementation (SQLite now, PostgreSQL later):
+//  * Thread-safe. Reads may run concurrently with each other and with writes.
+//  * All changes go through Write/WriteAsync: a function that runs against a
+//    WriteTransaction. Either every change it made commits (and only after it
+//    is durable is `done` called with OK), or none does. A function that
+//    returns an error has its changes rolled back; other functions batched
+//    into the same commit are unaffected (group commit).
+//  * Events appended in a transaction get gap-free, increasing sequences in
+//    commit order, and become visible to readers atomically with the change
+//    they describe.
+//  * Missing rows are NOT_FOUND; storage faults are UNAVAILABLE with a message
+//    that names no SQL and no file path.
+#ifndef AIR_STORAGE_REPOSITORY_H_
+#define AIR_STORAGE_REPOSITORY_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "air/v1/action.pb.h"
+#include "air/v1/event.pb.h"
+#include "air/v1/investigation.pb.h"
+#include "domain/filter.h"
+#include "domain/page_token.h"
+
+namespace air {
+
+struct ActionQuery {
+  ActionFilter filter;
+  int page_size = 50;
+  std::optional<PageCursor> after;  // keyset position; none = first page
+  bool descending = false;          // by create_time, then id
+};
+
+struct ActionPage {
+  std::vector<v1::Action> actions;
+  std::optional<PageCursor> next;  // set when another page exists
+};
+
+enum class InvestigationOrder { kCreateTime, kUpdateTime };
+
+struct InvestigationQuery {
+  InvestigationFilter filter;
+  int page_size = 50;
+  std::optional<PageCursor> after;
+  InvestigationOrder order_by = InvestigationOrder::kCreateTime;
+  bool descending = true;
+};
+
+struct InvestigationPage {
+  std::vector<v1::Investigation> investigations;
+  std::optional<PageCursor> next;
+};
+
+// The retained part of the event log: sequences first_retained..head are
+// stored, so a reader whose cursor is >= first_retained - 1 has lost nothing.
+struct EventLogBounds {
+  int64_t first_retained = 1;
+  int64_t head = 0;  // 0 when no event was ever written
+};
+
+// A consistent view of pending actions and the log position it reflects.
+struct PendingSnapshot {
+  int64_t sequence = 0;
+  std::vector<v1::Action> actions;
+};
+
+// One row of the append-only decision audit.
+struct AuditRecord {
+  std::string action_id;
+  std::string investigation_id;
+  v1::Action::State from_state = v1::Action::STATE_UNSPECIFIED;
+  v1::Action::State to_state = v1::Action::STATE_UNSPECIFIED;
+  v1::Decision decision;
+  std::string request_id;
+};
+
+// What a request_id produced the first time, for idempotent replay.
+struct StoredRequest {
+  std::string fingerprint;  // what the request asked for
+  std::string response;     // the serialized first response
+};
+
+// Changes inside one write. Used only on the thread that runs the write
+// function, and only while it runs.
+class WriteTransaction {
+ public:
+  virtual ~WriteTransaction() = default;
+
+  virtual absl::StatusOr<v1::Action> GetAction(absl::string_view id) = 0;
+  virtual absl::StatusOr<v1::Investigation> GetInvestigation(
+      absl::string_view id) = 0;
+  // Inserts or replaces by id.
+  virtual absl::Status PutAction(const v1::Action& action) = 0;
+  virtual absl::Status PutInvestigation(const v1::Investigation& investigation) = 0;
+  // Assigns the next sequence and commit_time, stores the event, and returns
+  // the sequence.
+  virtual absl::StatusOr<int64_t> AppendEvent(v1::Event event) = 0;
+  virtual absl::Status AppendAudit(const AuditRecord& record) = 0;
+  // The first result of `request_id`, if it was seen before.
+  virtual absl::StatusOr<std::optional<StoredRequest>> FindRequest(
+      absl::string_view request_id) = 0;
+  virtual absl::Status SaveRequest(absl::string_view request_id,
+                                   const StoredRequest& request) = 0;
+  // Ids of pending actions whose expire_time is at or before `deadline`,
+  // oldest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<std::string>> PendingActionsDueBy(
+      absl::Time deadline, int limit) = 0;
+  // Deletes events committed before `older_than`, and the oldest events
+  // beyond `max_events`; never the newest one. Returns how many were deleted.
+  virtual absl::StatusOr<int64_t> PruneEvents(absl::Time older_than,
+                                              int64_t max_events) = 0;
+  // The current time of the repository's clock (one clock for a whole batch).
+  virtual absl::Time Now() const = 0;
+};
+
+class Repository {
+ public:
+  using WriteFn = std::function<absl::Status(WriteTransaction&)>;
+  using DoneFn = std::function<void(absl::Status)>;
+  using CommitObserver = std::function<void(const std::vector<v1::Event>&)>;
+
+  virtual ~Repository() = default;
+
+  // Queues `fn` to run in a write transaction; `done` runs once the outcome
+  // is durable (or rolled back), on a repository thread. `done` must not
+  // block or call Write synchronously.
+  virtual void WriteAsync(WriteFn fn, DoneFn done) = 0;
+
+  // Blocking form of WriteAsync.
+  absl::Status Write(WriteFn fn);
+
+  virtual absl::StatusOr<v1::Action> GetAction(absl::string_view id) = 0;
+  virtual absl::StatusOr<v1::Investigation> GetInvestigation(
+      absl::string_view id) = 0;
+  virtual absl::StatusOr<ActionPage> ListActions(const ActionQuery& query) = 0;
+  virtual absl::StatusOr<InvestigationPage> ListInvestigations(
+      const InvestigationQuery& query) = 0;
+  // The decision audit of one action, oldest first.
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      absl::string_view action_id) = 0;
+
+  // Events with sequence > after_sequence, ascending, at most `limit`.
+  virtual absl::StatusOr<std::vector<v1::Event>> ReadEvents(
+      int64_t after_sequence, int limit) = 0;
+  virtual absl::StatusOr<EventLogBounds> GetEventLogBounds() = 0;
+  // Pending actions matching `filter` and the head they reflect, read in one
+  // consistent snapshot. At most `limit` actions.
+  virtual absl::StatusOr<PendingSnapshot> SnapshotPending(
+      const ActionFilter& filter, int limit) = 0;
+
+  // Called after every commit with the events it made visible, in order, on
+  // the writer thread. Set before the first write; must be quick.
+  virtual void SetCommitObserver(CommitObserver observer) = 0;
+};
+
+}  // namespace air
+
+#endif  // AIR_STORAGE_REPOSITORY_H_

@@ -1,0 +1,744 @@
+#include "storage/sqlite_repository.h"
+
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "domain/errors.h"
+#include "domain/lifecycle.h"
+#include "domain/status_macros.h"
+#include "spdlog/spdlog.h"
+#include "storage/sqlite_connection.h"
+#include "storage/sqlite_schema.h"
+
+namespace air {
+
+using sqlite::Connection;
+using sqlite::Statement;
+using sqlite::StorageError;
+
+namespace {
+
+int64_t Micros(const google::protobuf::Timestamp& ts) {
+  return absl::ToUnixMicros(ToAbslTime(ts));
+}
+
+template <typename Message>
+absl::StatusOr<Message> ParseBody(absl::string_view body) {
+  Message message;
+  if (!message.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    return MakeError(absl::StatusCode::kDataLoss,
+                     "storage read failed: a stored record is unreadable",
+                     "STORAGE_CORRUPT");
+  }
+  return message;
+}
+
+absl::Status NotFound(absl::string_view kind, absl::string_view id) {
+  return MakeError(absl::StatusCode::kNotFound,
+                   absl::StrCat(kind, " ", id, " not found"),
+                   absl::StrCat(kind == "action" ? "ACTION" : "INVESTIGATION",
+                                "_NOT_FOUND"),
+                   {{"id", std::string(id)}});
+}
+
+absl::StatusOr<v1::Action> LoadAction(Connection& conn, absl::string_view id) {
+  AIR_ASSIGN_OR_RETURN(Statement stmt,
+                       conn.Prepare("SELECT body FROM actions WHERE id = ?"));
+  stmt.Bind(1, id);
+  AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return NotFound("action", id);
+  return ParseBody<v1::Action>(stmt.ColumnBlob(0));
+}
+
+absl::StatusOr<v1::Investigation> LoadInvestigation(Connection& conn,
+                                                    absl::string_view id) {
+  AIR_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("SELECT body FROM investigations WHERE id = ?"));
+  stmt.Bind(1, id);
+  AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return NotFound("investigation", id);
+  return ParseBody<v1::Investigation>(stmt.ColumnBlob(0));
+}
+
+absl::StatusOr<EventLogBounds> LoadBounds(Connection& conn) {
+  EventLogBounds bounds;
+  AIR_ASSIGN_OR_RETURN(
+      bounds.first_retained,
+      conn.QueryInt("SELECT value FROM meta WHERE key = 'first_retained_sequence'"));
+  AIR_ASSIGN_OR_RETURN(int64_t max_seq,
+                       conn.QueryInt("SELECT COALESCE(MAX(sequence), 0) FROM events"));
+  bounds.head = std::max(max_seq, bounds.first_retained - 1);
+  return bounds;
+}
+
+// Appends "AND <column> = ?" style terms and remembers the values to bind.
+class WhereBuilder {
+ public:
+  void Add(absl::string_view clause, int64_t value) {
+    absl::StrAppend(&sql_, " AND ", clause);
+    ints_.push_back({++next_, value});
+  }
+  void Add(absl::string_view clause, std::string value) {
+    absl::StrAppend(&sql_, " AND ", clause);
+    texts_.push_back({++next_, std::move(value)});
+  }
+  // A keyset bound over (sort_column, id): two parameters.
+  void AddKeyset(absl::string_view sort_column, bool descending,
+                 const PageCursor& after) {
+    absl::StrAppend(&sql_, " AND (", sort_column, ", id) ",
+                    descending ? "<" : ">", " (?, ?)");
+    ints_.push_back({++next_, after.sort_key});
+    texts_.push_back({++next_, after.id});
+  }
+  int AddLimit(int64_t limit) {
+    ints_.push_back({++next_, limit});
+    return next_;
+  }
+  const std::string& sql() const { return sql_; }
+  void BindAll(Statement& stmt) const {
+    for (const auto& [index, value] : ints_) stmt.Bind(index, value);
+    for (const auto& [index, value] : texts_) stmt.Bind(index, value);
+  }
+
+ private:
+  std::string sql_;
+  int next_ = 0;
+  std::vector<std::pair<int, int64_t>> ints_;
+  std::vector<std::pair<int, std::string>> texts_;
+};
+
+void AddActionFilter(const ActionFilter& filter, WhereBuilder& where) {
+  if (filter.state) where.Add("state = ?", static_cast<int64_t>(*filter.state));
+  if (filter.type) where.Add("type = ?", static_cast<int64_t>(*filter.type));
+  if (filter.investigation_id) {
+    where.Add("investigation_id = ?", *filter.investigation_id);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+class SqliteRepository::Impl {
+ public:
+  explicit Impl(const SqliteOptions& options)
+      : options_(options),
+        clock_(options.clock != nullptr ? options.clock : SystemClock::Get()) {}
+
+  ~Impl() { Stop(); }
+
+  absl::Status Open();
+  void Stop();
+
+  void Enqueue(WriteFn fn, DoneFn done) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      if (!stopping_) {
+        queue_.push_back({std::move(fn), std::move(done)});
+        return;
+      }
+    }
+    // Never silently drop a write: tell the caller.
+    done(MakeError(absl::StatusCode::kUnavailable, "storage is shutting down",
+                   "STORAGE_CLOSED"));
+  }
+
+  // A leased reader connection, returned to the pool on destruction.
+  class Reader {
+   public:
+    Reader(Impl* impl, std::unique_ptr<Connection> conn)
+        : impl_(impl), conn_(std::move(conn)) {}
+    ~Reader() { impl_->ReturnReader(std::move(conn_)); }
+    Connection& operator*() { return *conn_; }
+    Connection* operator->() { return conn_.get(); }
+
+   private:
+    Impl* impl_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  Reader LeaseReader() {
+    absl::MutexLock lock(&readers_mu_);
+    readers_mu_.Await(absl::Condition(
+        +[](std::vector<std::unique_ptr<Connection>>* v) { return !v->empty(); },
+        &idle_readers_));
+    std::unique_ptr<Connection> conn = std::move(idle_readers_.back());
+    idle_readers_.pop_back();
+    return Reader(this, std::move(conn));
+  }
+
+  void ReturnReader(std::unique_ptr<Connection> conn) {
+    absl::MutexLock lock(&readers_mu_);
+    idle_readers_.push_back(std::move(conn));
+  }
+
+  void SetObserver(CommitObserver observer) {
+    absl::MutexLock lock(&queue_mu_);
+    observer_ = std::move(observer);
+  }
+
+  const SqliteOptions& options() const { return options_; }
+
+ private:
+  friend class SqliteWriteTransaction;
+  struct Job {
+    WriteFn fn;
+    DoneFn done;
+  };
+
+  absl::Status Migrate();
+  void WriterLoop();
+  void RunBatch(std::vector<Job>& batch);
+
+  const SqliteOptions options_;
+  const Clock* const clock_;
+
+  // Owned by the writer thread once it starts.
+  std::unique_ptr<Connection> writer_;
+  int64_t next_sequence_ = 1;
+
+  absl::Mutex queue_mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  CommitObserver observer_ ABSL_GUARDED_BY(queue_mu_);
+  std::thread writer_thread_;
+
+  absl::Mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_
+      ABSL_GUARDED_BY(readers_mu_);
+};
+
+// The WriteTransaction handed to write functions on the writer thread.
+class SqliteWriteTransaction final : public WriteTransaction {
+ public:
+  SqliteWriteTransaction(Connection& conn, int64_t& next_sequence, absl::Time now)
+      : conn_(conn), next_sequence_(next_sequence), now_(now) {}
+
+  absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
+    return LoadAction(conn_, id);
+  }
+  absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override {
+    return LoadInvestigation(conn_, id);
+  }
+
+  absl::Status PutAction(const v1::Action& action) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT OR REPLACE INTO actions (id, investigation_id, "
+                      "type, state, create_us, expire_us, body) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    stmt.Bind(1, action.id())
+        .Bind(2, action.investigation_id())
+        .Bind(3, static_cast<int64_t>(action.type()))
+        .Bind(4, static_cast<int64_t>(action.state()))
+        .Bind(5, Micros(action.create_time()))
+        .Bind(6, Micros(action.expire_time()))
+        .BindBlob(7, action.SerializeAsString());
+    return stmt.Run();
+  }
+
+  absl::Status PutInvestigation(const v1::Investigation& inv) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT OR REPLACE INTO investigations (id, state, "
+                      "source, verdict, create_us, update_us, body) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    stmt.Bind(1, inv.id())
+        .Bind(2, static_cast<int64_t>(inv.state()))
+        .Bind(3, static_cast<int64_t>(inv.source()))
+        .Bind(4, static_cast<int64_t>(inv.verdict()))
+        .Bind(5, Micros(inv.create_time()))
+        .Bind(6, Micros(inv.update_time()))
+        .BindBlob(7, inv.SerializeAsString());
+    return stmt.Run();
+  }
+
+  absl::StatusOr<int64_t> AppendEvent(v1::Event event) override {
+    const int64_t sequence = next_sequence_;
+    event.set_sequence(sequence);
+    SetTimestamp(now_, event.mutable_commit_time());
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT INTO events (sequence, commit_us, body) VALUES (?, ?, ?)"));
+    stmt.Bind(1, sequence)
+        .Bind(2, absl::ToUnixMicros(now_))
+        .BindBlob(3, event.SerializeAsString());
+    AIR_RETURN_IF_ERROR(stmt.Run());
+    ++next_sequence_;
+    events_.push_back(std::move(event));
+    return sequence;
+  }
+
+  absl::Status AppendAudit(const AuditRecord& r) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT INTO decision_audit (action_id, investigation_id, "
+                      "from_state, to_state, outcome, source, decider, comment, "
+                      "policy_rule, request_id, decide_us) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    stmt.Bind(1, r.action_id)
+        .Bind(2, r.investigation_id)
+        .Bind(3, static_cast<int64_t>(r.from_state))
+        .Bind(4, static_cast<int64_t>(r.to_state))
+        .Bind(5, static_cast<int64_t>(r.decision.outcome()))
+        .Bind(6, static_cast<int64_t>(r.decision.source()))
+        .Bind(7, r.decision.decider())
+        .Bind(8, r.decision.comment())
+        .Bind(9, r.decision.policy_rule())
+        .Bind(10, r.request_id)
+        .Bind(11, Micros(r.decision.decide_time()));
+    return stmt.Run();
+  }
+
+  absl::StatusOr<std::optional<StoredRequest>> FindRequest(
+      absl::string_view request_id) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("SELECT fingerprint, response FROM request_log WHERE request_id = ?"));
+    stmt.Bind(1, request_id);
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return std::optional<StoredRequest>();
+    return std::optional<StoredRequest>(StoredRequest{
+        std::string(stmt.ColumnText(0)), std::string(stmt.ColumnBlob(1))});
+  }
+
+  absl::Status SaveRequest(absl::string_view request_id,
+                           const StoredRequest& request) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT INTO request_log (request_id, fingerprint, "
+                      "response, create_us) VALUES (?, ?, ?, ?)"));
+    stmt.Bind(1, request_id)
+        .Bind(2, request.fingerprint)
+        .BindBlob(3, request.response)
+        .Bind(4, absl::ToUnixMicros(now_));
+    return stmt.Run();
+  }
+
+  absl::StatusOr<std::vector<std::string>> PendingActionsDueBy(
+      absl::Time deadline, int limit) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("SELECT id FROM actions WHERE state = 1 AND expire_us <= ? "
+                      "ORDER BY expire_us LIMIT ?"));
+    stmt.Bind(1, absl::ToUnixMicros(deadline)).Bind(2, limit);
+    std::vector<std::string> ids;
+    while (true) {
+      AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      ids.emplace_back(stmt.ColumnText(0));
+    }
+    return ids;
+  }
+
+  absl::StatusOr<int64_t> PruneEvents(absl::Time older_than,
+                                      int64_t max_events) override {
+    const int64_t head = next_sequence_ - 1;
+    if (head <= 0) return 0;
+    // Keep at most max_events, and always the newest event.
+    int64_t keep_from = std::max<int64_t>(head - std::max<int64_t>(max_events, 1) + 1, 1);
+    AIR_ASSIGN_OR_RETURN(
+        Statement by_time,
+        conn_.Prepare("SELECT COALESCE(MIN(sequence), ?) FROM events WHERE commit_us >= ?"));
+    by_time.Bind(1, head).Bind(2, absl::ToUnixMicros(older_than));
+    AIR_ASSIGN_OR_RETURN(bool row, by_time.Step());
+    if (row) keep_from = std::max(keep_from, std::min(by_time.ColumnInt(0), head));
+    AIR_ASSIGN_OR_RETURN(Statement del,
+                         conn_.Prepare("DELETE FROM events WHERE sequence < ?"));
+    del.Bind(1, keep_from);
+    AIR_RETURN_IF_ERROR(del.Run());
+    const int64_t deleted = sqlite3_changes(conn_.db());
+    AIR_ASSIGN_OR_RETURN(
+        Statement meta,
+        conn_.Prepare("UPDATE meta SET value = MAX(value, ?) "
+                      "WHERE key = 'first_retained_sequence'"));
+    meta.Bind(1, keep_from);
+    AIR_RETURN_IF_ERROR(meta.Run());
+    return deleted;
+  }
+
+  absl::Time Now() const override { return now_; }
+
+  // Savepoint bookkeeping: what to undo if the current function fails.
+  struct Mark {
+    int64_t next_sequence;
+    size_t events;
+  };
+  Mark mark() const { return {next_sequence_, events_.size()}; }
+  void RollBackTo(const Mark& m) {
+    next_sequence_ = m.next_sequence;
+    events_.resize(m.events);
+  }
+  std::vector<v1::Event>& events() { return events_; }
+
+ private:
+  Connection& conn_;
+  int64_t& next_sequence_;
+  const absl::Time now_;
+  std::vector<v1::Event> events_;
+};
+
+absl::Status SqliteRepository::Impl::Open() {
+  const std::string& path = options_.path;
+  auto fail = [&](absl::StatusCode code, absl::string_view why) {
+    return absl::Status(code, absl::StrCat("database ", path, ": ", why));
+  };
+  absl::StatusOr<std::unique_ptr<Connection>> writer = Connection::Open(
+      path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options_.busy_timeout);
+  if (!writer.ok()) {
+    return fail(writer.status().code(), writer.status().message());
+  }
+  writer_ = std::move(*writer);
+  if (sqlite3_db_readonly(writer_->db(), "main") == 1) {
+    return fail(absl::StatusCode::kFailedPrecondition,
+                "the file is read-only; aird needs to write it");
+  }
+  // The first read detects a file that is not a database at all.
+  absl::StatusOr<std::string> mode = writer_->QueryText("PRAGMA journal_mode = WAL");
+  if (!mode.ok()) {
+    return fail(mode.status().code() == absl::StatusCode::kDataLoss
+                    ? absl::StatusCode::kFailedPrecondition
+                    : mode.status().code(),
+                absl::StrCat(mode.status().message(),
+                             " (is this an aird database?)"));
+  }
+  if (*mode != "wal") {
+    return fail(absl::StatusCode::kFailedPrecondition,
+                "cannot switch to WAL mode (is the directory writable?)");
+  }
+  if (options_.check_integrity_at_open) {
+    absl::StatusOr<std::string> check = writer_->QueryText("PRAGMA quick_check(1)");
+    if (!check.ok() || *check != "ok") {
+      return fail(absl::StatusCode::kFailedPrecondition,
+                  "the file is corrupt (PRAGMA quick_check failed); restore "
+                  "it from a backup");
+    }
+  }
+  AIR_RETURN_IF_ERROR(writer_->Exec(options_.full_fsync ? "PRAGMA synchronous = FULL"
+                                                        : "PRAGMA synchronous = NORMAL"));
+  if (absl::Status s = Migrate(); !s.ok()) return fail(s.code(), s.message());
+
+  AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, LoadBounds(*writer_));
+  next_sequence_ = bounds.head + 1;
+
+  for (int i = 0; i < std::max(options_.reader_connections, 1); ++i) {
+    absl::StatusOr<std::unique_ptr<Connection>> reader = Connection::Open(
+        path, SQLITE_OPEN_READONLY, options_.busy_timeout);
+    if (!reader.ok()) return fail(reader.status().code(), reader.status().message());
+    absl::MutexLock lock(&readers_mu_);
+    idle_readers_.push_back(std::move(*reader));
+  }
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status SqliteRepository::Impl::Migrate() {
+  AIR_ASSIGN_OR_RETURN(int64_t version, writer_->QueryInt("PRAGMA user_version"));
+  const int latest = SqliteRepository::SchemaVersion();
+  if (version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "schema version ", version, " is newer than this aird understands (",
+        latest, "); run a newer aird"));
+  }
+  for (const sqlite::Migration& m : sqlite::kMigrations) {
+    if (m.version <= version) continue;
+    AIR_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+    absl::Status s = writer_->Exec(m.sql);
+    if (s.ok()) {
+      s = writer_->Exec(absl::StrCat("PRAGMA user_version = ", m.version).c_str());
+    }
+    if (s.ok()) s = writer_->Exec("COMMIT");
+    if (!s.ok()) {
+      (void)writer_->Exec("ROLLBACK");
+      return s;
+    }
+    spdlog::info("storage: applied schema migration {}", m.version);
+  }
+  return absl::OkStatus();
+}
+
+void SqliteRepository::Impl::Stop() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  if (writer_thread_.joinable()) writer_thread_.join();
+}
+
+void SqliteRepository::Impl::WriterLoop() {
+  std::vector<Job> batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(
+          +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->queue_mu_) {
+            return self->stopping_ || !self->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, and everything queued is done
+      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch);
+    batch.clear();
+  }
+}
+
+void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
+  std::vector<absl::Status> results(batch.size());
+  SqliteWriteTransaction tx(*writer_, next_sequence_, clock_->Now());
+  const auto batch_start = tx.mark();
+
+  absl::Status batch_error = writer_->Exec("BEGIN IMMEDIATE");
+  for (size_t i = 0; i < batch.size() && batch_error.ok(); ++i) {
+    const auto mark = tx.mark();
+    batch_error = writer_->Exec("SAVEPOINT write_fn");
+    if (!batch_error.ok()) break;
+    results[i] = batch[i].fn(tx);
+    if (!writer_->InTransaction()) {
+      // SQLite rolled the whole transaction back on its own (disk full, I/O
+      // error): everything this batch did so far is gone.
+      batch_error = results[i].ok()
+                        ? MakeError(absl::StatusCode::kUnavailable,
+                                    "storage write failed; retry", "STORAGE_IO_ERROR")
+                        : results[i];
+      break;
+    }
+    if (results[i].ok()) {
+      batch_error = writer_->Exec("RELEASE write_fn");
+    } else {
+      tx.RollBackTo(mark);
+      batch_error = writer_->Exec("ROLLBACK TO write_fn");
+      if (batch_error.ok()) batch_error = writer_->Exec("RELEASE write_fn");
+    }
+  }
+  if (batch_error.ok()) batch_error = writer_->Exec("COMMIT");
+  if (!batch_error.ok()) {
+    if (writer_->InTransaction()) (void)writer_->Exec("ROLLBACK");
+    tx.RollBackTo(batch_start);
+    for (absl::Status& r : results) {
+      if (r.ok()) r = batch_error;
+    }
+  }
+
+  if (!tx.events().empty()) {
+    CommitObserver observer;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      observer = observer_;
+    }
+    if (observer) observer(tx.events());
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].done) batch[i].done(std::move(results[i]));
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+SqliteRepository::SqliteRepository(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+SqliteRepository::~SqliteRepository() = default;
+
+int SqliteRepository::SchemaVersion() {
+  int latest = 0;
+  for (const sqlite::Migration& m : sqlite::kMigrations) latest = std::max(latest, m.version);
+  return latest;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteRepository>> SqliteRepository::Open(
+    const SqliteOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  AIR_RETURN_IF_ERROR(impl->Open());
+  return std::unique_ptr<SqliteRepository>(new SqliteRepository(std::move(impl)));
+}
+
+void SqliteRepository::WriteAsync(WriteFn fn, DoneFn done) {
+  impl_->Enqueue(std::move(fn), std::move(done));
+}
+
+void SqliteRepository::SetCommitObserver(CommitObserver observer) {
+  impl_->SetObserver(std::move(observer));
+}
+
+absl::StatusOr<v1::Action> SqliteRepository::GetAction(absl::string_view id) {
+  auto reader = impl_->LeaseReader();
+  return LoadAction(*reader, id);
+}
+
+absl::StatusOr<v1::Investigation> SqliteRepository::GetInvestigation(
+    absl::string_view id) {
+  auto reader = impl_->LeaseReader();
+  return LoadInvestigation(*reader, id);
+}
+
+absl::StatusOr<ActionPage> SqliteRepository::ListActions(const ActionQuery& query) {
+  WhereBuilder where;
+  AddActionFilter(query.filter, where);
+  if (query.after) where.AddKeyset("create_us", query.descending, *query.after);
+  const int limit_index = where.AddLimit(query.page_size + 1);
+  const char* dir = query.descending ? "DESC" : "ASC";
+  const std::string sql = absl::StrCat(
+      "SELECT create_us, id, body FROM actions WHERE 1 = 1", where.sql(),
+      " ORDER BY create_us ", dir, ", id ", dir, " LIMIT ?", limit_index);
+  auto reader = impl_->LeaseReader();
+  AIR_ASSIGN_OR_RETURN(Statement stmt, reader->Prepare(sql));
+  where.BindAll(stmt);
+  ActionPage page;
+  PageCursor last;
+  while (true) {
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(page.actions.size()) == query.page_size) {
+      page.next = last;
+      break;
+    }
+    last = PageCursor{stmt.ColumnInt(0), std::string(stmt.ColumnText(1))};
+    AIR_ASSIGN_OR_RETURN(v1::Action action, ParseBody<v1::Action>(stmt.ColumnBlob(2)));
+    page.actions.push_back(std::move(action));
+  }
+  return page;
+}
+
+absl::StatusOr<InvestigationPage> SqliteRepository::ListInvestigations(
+    const InvestigationQuery& query) {
+  const std::string sort_column =
+      query.order_by == InvestigationOrder::kUpdateTime ? "update_us" : "create_us";
+  const InvestigationFilter& f = query.filter;
+  WhereBuilder where;
+  if (f.state) where.Add("state = ?", static_cast<int64_t>(*f.state));
+  if (f.source) where.Add("source = ?", static_cast<int64_t>(*f.source));
+  if (f.verdict) where.Add("verdict = ?", static_cast<int64_t>(*f.verdict));
+  if (f.create_after) where.Add("create_us >= ?", absl::ToUnixMicros(*f.create_after));
+  if (f.create_before) where.Add("create_us < ?", absl::ToUnixMicros(*f.create_before));
+  if (f.update_after) where.Add("update_us >= ?", absl::ToUnixMicros(*f.update_after));
+  if (f.update_before) where.Add("update_us < ?", absl::ToUnixMicros(*f.update_before));
+  if (query.after) where.AddKeyset(sort_column, query.descending, *query.after);
+  const int limit_index = where.AddLimit(query.page_size + 1);
+  const char* dir = query.descending ? "DESC" : "ASC";
+  const std::string sql = absl::StrCat(
+      "SELECT ", sort_column, ", id, body FROM investigations WHERE 1 = 1",
+      where.sql(), " ORDER BY ", sort_column, " ", dir, ", id ", dir,
+      " LIMIT ?", limit_index);
+  auto reader = impl_->LeaseReader();
+  AIR_ASSIGN_OR_RETURN(Statement stmt, reader->Prepare(sql));
+  where.BindAll(stmt);
+  InvestigationPage page;
+  PageCursor last;
+  while (true) {
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(page.investigations.size()) == query.page_size) {
+      page.next = last;
+      break;
+    }
+    last = PageCursor{stmt.ColumnInt(0), std::string(stmt.ColumnText(1))};
+    AIR_ASSIGN_OR_RETURN(v1::Investigation inv,
+                         ParseBody<v1::Investigation>(stmt.ColumnBlob(2)));
+    page.investigations.push_back(std::move(inv));
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteRepository::ListAudit(
+    absl::string_view action_id) {
+  auto reader = impl_->LeaseReader();
+  AIR_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT action_id, investigation_id, from_state, to_state, "
+                      "outcome, source, decider, comment, policy_rule, "
+                      "request_id, decide_us FROM decision_audit "
+                      "WHERE action_id = ? ORDER BY id"));
+  stmt.Bind(1, action_id);
+  std::vector<AuditRecord> records;
+  while (true) {
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    AuditRecord r;
+    r.action_id = std::string(stmt.ColumnText(0));
+    r.investigation_id = std::string(stmt.ColumnText(1));
+    r.from_state = static_cast<v1::Action::State>(stmt.ColumnInt(2));
+    r.to_state = static_cast<v1::Action::State>(stmt.ColumnInt(3));
+    r.decision.set_outcome(static_cast<v1::Decision::Outcome>(stmt.ColumnInt(4)));
+    r.decision.set_source(static_cast<v1::Decision::Source>(stmt.ColumnInt(5)));
+    r.decision.set_decider(std::string(stmt.ColumnText(6)));
+    r.decision.set_comment(std::string(stmt.ColumnText(7)));
+    r.decision.set_policy_rule(std::string(stmt.ColumnText(8)));
+    r.request_id = std::string(stmt.ColumnText(9));
+    SetTimestamp(absl::FromUnixMicros(stmt.ColumnInt(10)),
+                 r.decision.mutable_decide_time());
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+absl::StatusOr<std::vector<v1::Event>> SqliteRepository::ReadEvents(
+    int64_t after_sequence, int limit) {
+  auto reader = impl_->LeaseReader();
+  AIR_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT body FROM events WHERE sequence > ? "
+                      "ORDER BY sequence LIMIT ?"));
+  stmt.Bind(1, after_sequence).Bind(2, limit);
+  std::vector<v1::Event> events;
+  while (true) {
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    AIR_ASSIGN_OR_RETURN(v1::Event event, ParseBody<v1::Event>(stmt.ColumnBlob(0)));
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+absl::StatusOr<EventLogBounds> SqliteRepository::GetEventLogBounds() {
+  auto reader = impl_->LeaseReader();
+  AIR_RETURN_IF_ERROR(reader->Exec("BEGIN"));
+  absl::StatusOr<EventLogBounds> bounds = LoadBounds(*reader);
+  (void)reader->Exec("COMMIT");
+  return bounds;
+}
+
+absl::StatusOr<PendingSnapshot> SqliteRepository::SnapshotPending(
+    const ActionFilter& filter, int limit) {
+  ActionFilter pending = filter;
+  if (pending.state && *pending.state != v1::Action::STATE_PENDING) {
+    return PendingSnapshot{};  // the filter excludes every pending action
+  }
+  pending.state = v1::Action::STATE_PENDING;
+  WhereBuilder where;
+  AddActionFilter(pending, where);
+  const int limit_index = where.AddLimit(limit);
+  const std::string sql =
+      absl::StrCat("SELECT body FROM actions WHERE 1 = 1", where.sql(),
+                   " ORDER BY create_us, id LIMIT ?", limit_index);
+  auto reader = impl_->LeaseReader();
+  // One read transaction: the head and the rows come from the same snapshot.
+  AIR_RETURN_IF_ERROR(reader->Exec("BEGIN"));
+  auto read = [&]() -> absl::StatusOr<PendingSnapshot> {
+    PendingSnapshot snapshot;
+    AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, LoadBounds(*reader));
+    snapshot.sequence = bounds.head;
+    AIR_ASSIGN_OR_RETURN(Statement stmt, reader->Prepare(sql));
+    where.BindAll(stmt);
+    while (true) {
+      AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      AIR_ASSIGN_OR_RETURN(v1::Action action, ParseBody<v1::Action>(stmt.ColumnBlob(0)));
+      snapshot.actions.push_back(std::move(action));
+    }
+    return snapshot;
+  };
+  absl::StatusOr<PendingSnapshot> snapshot = read();
+  (void)reader->Exec("COMMIT");
+  return snapshot;
+}
+
+}  // namespace air

@@ -1,0 +1,77 @@
+// The SQLite implementation of Repository: the embedded default store.
+//
+// One writer thread owns the only read-write connection and commits queued
+// writes in batches (group commit): each write function runs inside its own
+// SAVEPOINT of one transaction, so a failed function rolls back alone while
+// the batch shares a single durable commit. Reads use a small pool of
+// read-only connections and never block the writer (WAL mode).
+#ifndef AIR_STORAGE_SQLITE_REPOSITORY_H_
+#define AIR_STORAGE_SQLITE_REPOSITORY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "domain/clock.h"
+#include "storage/repository.h"
+
+namespace air {
+
+struct SqliteOptions {
+  // Database file; created if missing.
+  std::string path = "air.db";
+  // PRAGMA synchronous: false = NORMAL (durable against process crashes; the
+  // WAL default), true = FULL (also fsync on every commit, durable against
+  // power loss).
+  bool full_fsync = false;
+  // How long a statement waits for a lock held by another process.
+  absl::Duration busy_timeout = absl::Seconds(5);
+  // Number of read-only connections.
+  int reader_connections = 4;
+  // Largest number of write functions committed together.
+  int max_batch = 256;
+  // Runs PRAGMA quick_check at open, refusing a corrupt file.
+  bool check_integrity_at_open = true;
+  // The clock for commit times. Not owned; defaults to the system clock.
+  const Clock* clock = nullptr;
+};
+
+class SqliteRepository final : public Repository {
+ public:
+  // Opens (creating if needed) and migrates the database. Fails with
+  // FAILED_PRECONDITION for a file that is not a database, is corrupt, is
+  // read-only, or has a newer schema than this binary knows; UNAVAILABLE for
+  // I/O errors or locks. The message is fit for an operator.
+  static absl::StatusOr<std::unique_ptr<SqliteRepository>> Open(
+      const SqliteOptions& options);
+
+  ~SqliteRepository() override;
+
+  void WriteAsync(WriteFn fn, DoneFn done) override;
+  absl::StatusOr<v1::Action> GetAction(absl::string_view id) override;
+  absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override;
+  absl::StatusOr<ActionPage> ListActions(const ActionQuery& query) override;
+  absl::StatusOr<InvestigationPage> ListInvestigations(
+      const InvestigationQuery& query) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      absl::string_view action_id) override;
+  absl::StatusOr<std::vector<v1::Event>> ReadEvents(int64_t after_sequence,
+                                                    int limit) override;
+  absl::StatusOr<EventLogBounds> GetEventLogBounds() override;
+  absl::StatusOr<PendingSnapshot> SnapshotPending(const ActionFilter& filter,
+                                                  int limit) override;
+  void SetCommitObserver(CommitObserver observer) override;
+
+  // The schema version this binary writes.
+  static int SchemaVersion();
+
+  class Impl;
+
+ private:
+  explicit SqliteRepository(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace air
+
+#endif  // AIR_STORAGE_SQLITE_REPOSITORY_H_

@@ -1,0 +1,93 @@
+// Versioned schema migrations for the SQLite repository. PRAGMA user_version
+// holds the applied version; each migration runs in its own transaction at
+// open. Append new migrations; never edit an applied one.
+#ifndef AIR_STORAGE_SQLITE_SCHEMA_H_
+#define AIR_STORAGE_SQLITE_SCHEMA_H_
+
+namespace air::sqlite {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Resources are stored as serialized protobuf (`body`) beside the columns
+// that queries filter and sort on. Times are Unix microseconds.
+inline constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE investigations (
+  id        TEXT PRIMARY KEY,
+  state     INTEGER NOT NULL,
+  source    INTEGER NOT NULL,
+  verdict   INTEGER NOT NULL,
+  create_us INTEGER NOT NULL,
+  update_us INTEGER NOT NULL,
+  body      BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX investigations_by_create ON investigations (create_us, id);
+CREATE INDEX investigations_by_update ON investigations (update_us, id);
+CREATE INDEX investigations_by_state ON investigations (state, create_us, id);
+
+CREATE TABLE actions (
+  id               TEXT PRIMARY KEY,
+  investigation_id TEXT NOT NULL,
+  type             INTEGER NOT NULL,
+  state            INTEGER NOT NULL,
+  create_us        INTEGER NOT NULL,
+  expire_us        INTEGER NOT NULL,
+  body             BLOB NOT NULL
+);
+CREATE INDEX actions_by_create ON actions (create_us, id);
+CREATE INDEX actions_by_state_type ON actions (state, type, create_us, id);
+CREATE INDEX actions_by_type ON actions (type, create_us, id);
+CREATE INDEX actions_by_investigation ON actions (investigation_id, create_us, id);
+CREATE INDEX actions_pending_by_expiry ON actions (expire_us) WHERE state = 1;
+
+-- The transactional outbox behind WatchActions.
+CREATE TABLE events (
+  sequence  INTEGER PRIMARY KEY,
+  commit_us INTEGER NOT NULL,
+  body      BLOB NOT NULL
+);
+
+-- Every decision, append-only: the triggers refuse updates and deletes.
+CREATE TABLE decision_audit (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  action_id        TEXT NOT NULL,
+  investigation_id TEXT NOT NULL,
+  from_state       INTEGER NOT NULL,
+  to_state         INTEGER NOT NULL,
+  outcome          INTEGER NOT NULL,
+  source           INTEGER NOT NULL,
+  decider          TEXT NOT NULL,
+  comment          TEXT NOT NULL,
+  policy_rule      TEXT NOT NULL,
+  request_id       TEXT NOT NULL,
+  decide_us        INTEGER NOT NULL
+);
+CREATE INDEX decision_audit_by_action ON decision_audit (action_id, id);
+CREATE TRIGGER decision_audit_no_update BEFORE UPDATE ON decision_audit
+BEGIN SELECT RAISE(ABORT, 'decision_audit is append-only'); END;
+CREATE TRIGGER decision_audit_no_delete BEFORE DELETE ON decision_audit
+BEGIN SELECT RAISE(ABORT, 'decision_audit is append-only'); END;
+
+-- First results of idempotent requests, by request_id.
+CREATE TABLE request_log (
+  request_id  TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  response    BLOB NOT NULL,
+  create_us   INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Small named integers: the first retained event sequence, sync cursors.
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('first_retained_sequence', 1);
+)sql"},
+};
+
+}  // namespace air::sqlite
+
+#endif  // AIR_STORAGE_SQLITE_SCHEMA_H_
