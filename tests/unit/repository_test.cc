@@ -1,0 +1,385 @@
+// The SQLite repository and the commands on top of it, on real temp files.
+#include <sqlite3.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "domain/errors.h"
+#include "domain/status_macros.h"
+#include "service/action_commands.h"
+#include "service/housekeeping.h"
+#include "storage/sqlite_repository.h"
+#include "absl/strings/str_join.h"
+#include "tests/support/test_support.h"
+
+namespace air {
+namespace {
+
+using testing::StatusIs;
+using testing::TempDir;
+using v1::Action;
+using v1::Investigation;
+
+const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
+
+class RepositoryTest : public ::testing::Test {
+ protected:
+  RepositoryTest() : clock_(kStart) {}
+
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    repo_.reset();
+    SqliteOptions options;
+    options.path = dir_.File("air.db");
+    options.clock = &clock_;
+    auto repo = SqliteRepository::Open(options);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = std::move(*repo);
+  }
+
+  // Creates investigation `inv` with `n` pending actions inv-a0..a(n-1).
+  void Seed(const std::string& inv, int n, v1::ActionType type = v1::ACTION_TYPE_BLOCK_URL) {
+    AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+      Investigation investigation;
+      investigation.set_id(inv);
+      investigation.set_state(Investigation::STATE_RUNNING);
+      AIR_RETURN_IF_ERROR(CreateInvestigationTx(tx, investigation));
+      for (int i = 0; i < n; ++i) {
+        Action action;
+        action.set_id(absl::StrCat(inv, "-a", i));
+        action.set_investigation_id(inv);
+        action.set_type(type);
+        AIR_RETURN_IF_ERROR(ProposeActionTx(tx, action, kDefaultActionTtl).status());
+      }
+      return absl::OkStatus();
+    }));
+  }
+
+  absl::StatusOr<std::vector<Action>> Decide(std::vector<std::string> ids,
+                                             v1::Decision::Outcome outcome,
+                                             std::string request_id = "",
+                                             std::string decider = "alice") {
+    DecideActionsInput input;
+    input.ids = std::move(ids);
+    input.command.outcome = outcome;
+    input.command.decider = std::move(decider);
+    input.request_id = std::move(request_id);
+    input.fingerprint = absl::StrCat(outcome, absl::StrJoin(input.ids, ","));
+    std::vector<Action> out;
+    AIR_RETURN_IF_ERROR(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+      AIR_ASSIGN_OR_RETURN(out, DecideActionsTx(tx, input));
+      return absl::OkStatus();
+    }));
+    return out;
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  std::unique_ptr<SqliteRepository> repo_;
+};
+
+TEST_F(RepositoryTest, SurvivesReopen) {
+  Seed("inv-1", 2);
+  AIR_ASSERT_OK(Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED));
+  Reopen();
+  auto action = repo_->GetAction("inv-1-a0");
+  AIR_ASSERT_OK(action);
+  EXPECT_EQ(action->state(), Action::STATE_APPROVED);
+  auto inv = repo_->GetInvestigation("inv-1");
+  AIR_ASSERT_OK(inv);
+  EXPECT_EQ(inv->state(), Investigation::STATE_PARTIALLY_REMEDIATED);
+  EXPECT_EQ(inv->action_counts().pending(), 1);
+  auto bounds = repo_->GetEventLogBounds();
+  AIR_ASSERT_OK(bounds);
+  // created(inv) + 2 x (action created [+ inv state change on the first]) + approve(+inv change)
+  EXPECT_EQ(bounds->head, 1 + 2 + 1 + 2);
+}
+
+TEST_F(RepositoryTest, UnknownIdsAreNotFound) {
+  EXPECT_THAT(repo_->GetAction("nope"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(repo_->GetInvestigation("nope"), StatusIs(absl::StatusCode::kNotFound));
+  auto decided = Decide({"nope"}, v1::Decision::OUTCOME_APPROVED);
+  EXPECT_THAT(decided, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(ErrorMetadata(decided.status(), "action_id"), "nope");
+}
+
+TEST_F(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
+  Seed("inv-1", 1);
+  constexpr int kDeciders = 16;
+  std::atomic<int> won{0}, lost{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kDeciders; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = Decide({"inv-1-a0"}, i % 2 ? v1::Decision::OUTCOME_APPROVED
+                                          : v1::Decision::OUTCOME_REJECTED,
+                      "", absl::StrCat("decider-", i));
+      if (r.ok()) {
+        ++won;
+      } else if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
+        ++lost;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(lost.load(), kDeciders - 1);
+  auto audit = repo_->ListAudit("inv-1-a0");
+  AIR_ASSERT_OK(audit);
+  EXPECT_EQ(audit->size(), 1u);
+}
+
+TEST_F(RepositoryTest, BatchIsAllOrNothing) {
+  Seed("inv-1", 3);
+  AIR_ASSERT_OK(Decide({"inv-1-a1"}, v1::Decision::OUTCOME_REJECTED));
+  auto head_before = repo_->GetEventLogBounds()->head;
+  auto batch = Decide({"inv-1-a0", "inv-1-a1", "inv-1-a2"}, v1::Decision::OUTCOME_APPROVED);
+  EXPECT_THAT(batch, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorMetadata(batch.status(), "action_id"), "inv-1-a1");
+  EXPECT_EQ(repo_->GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
+  EXPECT_EQ(repo_->GetEventLogBounds()->head, head_before);  // no event leaked
+}
+
+TEST_F(RepositoryTest, BatchRefusesMixedTypes) {
+  Seed("inv-1", 1, v1::ACTION_TYPE_BLOCK_URL);
+  Seed("inv-2", 1, v1::ACTION_TYPE_ISOLATE_DEVICE);
+  auto batch = Decide({"inv-1-a0", "inv-2-a0"}, v1::Decision::OUTCOME_APPROVED);
+  EXPECT_THAT(batch, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(ErrorReason(batch.status()), "MIXED_ACTION_TYPES");
+  EXPECT_EQ(repo_->GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
+}
+
+TEST_F(RepositoryTest, ReplayedRequestIdReturnsFirstResultUnchanged) {
+  Seed("inv-1", 1);
+  auto first = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED, "req-1");
+  AIR_ASSERT_OK(first);
+  const int64_t head = repo_->GetEventLogBounds()->head;
+  clock_.Advance(absl::Minutes(1));
+  auto again = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED, "req-1");
+  AIR_ASSERT_OK(again);
+  EXPECT_EQ((*again)[0].SerializeAsString(), (*first)[0].SerializeAsString());
+  EXPECT_EQ(repo_->GetEventLogBounds()->head, head);
+  auto reused = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_REJECTED, "req-1");
+  EXPECT_THAT(reused, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(ErrorReason(reused.status()), "REQUEST_ID_REUSED");
+}
+
+TEST_F(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
+  Seed("inv-1", 2);
+  // Queue several writes at once so they share a commit; the middle one fails.
+  std::atomic<int> pending{3};
+  absl::Status results[3];
+  absl::Mutex mu;
+  for (int i = 0; i < 3; ++i) {
+    repo_->WriteAsync(
+        [i](WriteTransaction& tx) -> absl::Status {
+          if (i == 1) {
+            v1::Event event;
+            event.set_type(v1::Event::TYPE_ACTION_UPDATED);
+            AIR_RETURN_IF_ERROR(tx.AppendEvent(event).status());
+            return absl::InternalError("deliberate failure after an event");
+          }
+          DecideActionsInput input;
+          input.ids = {absl::StrCat("inv-1-a", i / 2)};
+          input.command.outcome = v1::Decision::OUTCOME_APPROVED;
+          return DecideActionsTx(tx, input).status();
+        },
+        [&, i](absl::Status s) {
+          absl::MutexLock lock(&mu);
+          results[i] = s;
+          --pending;
+        });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](std::atomic<int>* p) { return p->load() == 0; }, &pending));
+  }
+  AIR_ASSERT_OK(results[0]);
+  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kInternal));
+  AIR_ASSERT_OK(results[2]);
+  // The event log has no gap where the failed write's event was.
+  auto events = repo_->ReadEvents(0, 1000);
+  AIR_ASSERT_OK(events);
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));
+    EXPECT_NE((*events)[i].type(), v1::Event::TYPE_ACTION_UPDATED);
+  }
+}
+
+TEST_F(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
+  Seed("inv-1", 200);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < 200; i += 4) {
+        (void)Decide({absl::StrCat("inv-1-a", i)}, v1::Decision::OUTCOME_APPROVED);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto events = repo_->ReadEvents(0, 100000);
+  AIR_ASSERT_OK(events);
+  for (size_t i = 0; i < events->size(); ++i) {
+    ASSERT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));
+  }
+  EXPECT_EQ(repo_->GetInvestigation("inv-1")->action_counts().approved(), 200);
+}
+
+TEST_F(RepositoryTest, AuditIsAppendOnly) {
+  Seed("inv-1", 1);
+  AIR_ASSERT_OK(Decide({"inv-1-a0"}, v1::Decision::OUTCOME_REJECTED));
+  repo_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("air.db").c_str(), &db), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "UPDATE decision_audit SET decider = 'mallory'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "DELETE FROM decision_audit", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Reopen();
+  auto audit = repo_->ListAudit("inv-1-a0");
+  AIR_ASSERT_OK(audit);
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].decision.decider(), "alice");
+}
+
+TEST_F(RepositoryTest, KeysetPagesAreStableWhileRowsAreInserted) {
+  Seed("inv-1", 5);
+  ActionQuery query;
+  query.page_size = 2;
+  auto page1 = repo_->ListActions(query);
+  AIR_ASSERT_OK(page1);
+  ASSERT_EQ(page1->actions.size(), 2u);
+  ASSERT_TRUE(page1->next.has_value());
+  // New rows arrive (created later) while the client pages.
+  clock_.Advance(absl::Seconds(1));
+  Seed("inv-2", 3);
+  std::vector<std::string> seen;
+  for (auto& a : page1->actions) seen.push_back(a.id());
+  query.after = page1->next;
+  while (true) {
+    auto page = repo_->ListActions(query);
+    AIR_ASSERT_OK(page);
+    for (auto& a : page->actions) seen.push_back(a.id());
+    if (!page->next) break;
+    query.after = page->next;
+  }
+  ASSERT_EQ(seen.size(), 8u);
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), 8u);
+}
+
+TEST_F(RepositoryTest, FiltersUseTheRightRows) {
+  Seed("inv-1", 3, v1::ACTION_TYPE_BLOCK_URL);
+  Seed("inv-2", 2, v1::ACTION_TYPE_ISOLATE_DEVICE);
+  AIR_ASSERT_OK(Decide({"inv-2-a0"}, v1::Decision::OUTCOME_APPROVED));
+  ActionQuery query;
+  query.page_size = 100;
+  query.filter.state = Action::STATE_PENDING;
+  query.filter.type = v1::ACTION_TYPE_ISOLATE_DEVICE;
+  auto page = repo_->ListActions(query);
+  AIR_ASSERT_OK(page);
+  ASSERT_EQ(page->actions.size(), 1u);
+  EXPECT_EQ(page->actions[0].id(), "inv-2-a1");
+  query.filter = ActionFilter{};
+  query.filter.investigation_id = "inv-1";
+  EXPECT_EQ(repo_->ListActions(query)->actions.size(), 3u);
+}
+
+TEST_F(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
+  Seed("inv-1", 2);
+  ExpirySweeper sweeper(*repo_);
+  clock_.Advance(kDefaultActionTtl - absl::Seconds(1));
+  EXPECT_EQ(*sweeper.RunOnce(), 0);
+  // A decision in the last second still counts.
+  AIR_ASSERT_OK(Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED));
+  clock_.Advance(absl::Seconds(1));
+  // After the deadline a late decision loses to expiry...
+  auto late = Decide({"inv-1-a1"}, v1::Decision::OUTCOME_APPROVED);
+  EXPECT_THAT(late, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorMetadata(late.status(), "state"), "STATE_EXPIRED");
+  // ...and the sweeper records it.
+  EXPECT_EQ(*sweeper.RunOnce(), 1);
+  auto action = repo_->GetAction("inv-1-a1");
+  EXPECT_EQ(action->state(), Action::STATE_EXPIRED);
+  EXPECT_EQ(action->decision().source(), v1::Decision::SOURCE_EXPIRY);
+  EXPECT_EQ(repo_->GetInvestigation("inv-1")->state(),
+            Investigation::STATE_TERMINATED_BY_SYSTEM);
+  EXPECT_EQ(*sweeper.RunOnce(), 0);
+}
+
+TEST_F(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
+  Seed("inv-1", 10);  // 1 + 10 + 1 = 12 events
+  clock_.Advance(absl::Hours(1));
+  Seed("inv-2", 1);   // 3 more, newer
+  EventRetention by_age(*repo_, absl::Minutes(30), 1'000'000);
+  EXPECT_EQ(*by_age.RunOnce(), 12);
+  auto bounds = repo_->GetEventLogBounds();
+  EXPECT_EQ(bounds->first_retained, 13);
+  EXPECT_EQ(bounds->head, 15);
+  EventRetention by_cap(*repo_, absl::Hours(1000), 1);
+  EXPECT_EQ(*by_cap.RunOnce(), 2);
+  EXPECT_EQ(repo_->GetEventLogBounds()->first_retained, 15);
+  Reopen();  // the head survives even when most of the log is gone
+  EXPECT_EQ(repo_->GetEventLogBounds()->head, 15);
+}
+
+TEST(RepositoryOpen, RefusesAFileThatIsNotADatabase) {
+  TempDir dir;
+  std::ofstream(dir.File("junk.db")) << std::string(8192, 'x');
+  SqliteOptions options;
+  options.path = dir.File("junk.db");
+  auto repo = SqliteRepository::Open(options);
+  EXPECT_THAT(repo, StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(RepositoryOpen, RefusesATruncatedDatabase) {
+  TempDir dir;
+  {
+    SqliteOptions options;
+    options.path = dir.File("air.db");
+    auto repo = SqliteRepository::Open(options);
+    AIR_ASSERT_OK(repo);
+    AIR_ASSERT_OK((*repo)->Write([](WriteTransaction& tx) {
+      for (int i = 0; i < 200; ++i) {
+        Investigation inv;
+        inv.set_id(absl::StrCat("inv-", i));
+        inv.set_display_name(std::string(500, 'x'));
+        AIR_RETURN_IF_ERROR(CreateInvestigationTx(tx, inv));
+      }
+      return absl::OkStatus();
+    }));
+  }
+  // Checkpointed on close; now cut the file in half.
+  const auto size = std::filesystem::file_size(dir.File("air.db"));
+  std::filesystem::resize_file(dir.File("air.db"), size / 2);
+  SqliteOptions options;
+  options.path = dir.File("air.db");
+  EXPECT_THAT(SqliteRepository::Open(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(RepositoryOpen, RefusesANewerSchema) {
+  TempDir dir;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.File("air.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  SqliteOptions options;
+  options.path = dir.File("air.db");
+  EXPECT_THAT(SqliteRepository::Open(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(RepositoryOpen, MissingDirectoryIsAClearError) {
+  SqliteOptions options;
+  options.path = "/nonexistent-dir/air.db";
+  auto repo = SqliteRepository::Open(options);
+  EXPECT_THAT(repo, StatusIs(absl::StatusCode::kUnavailable));
+}
+
+}  // namespace
+}  // namespace air
