@@ -146,13 +146,35 @@ absl::Status ApplyDecision(const DecisionCommand& command, absl::Time now,
                      "ETAG_MISMATCH",
                      {{"action_id", action.id()}, {"etag", action.etag()}});
   }
-  v1::Decision* decision = action.mutable_decision();
-  decision->set_outcome(command.outcome);
-  decision->set_source(command.source);
-  decision->set_decider(command.decider);
-  decision->set_comment(command.comment);
-  decision->set_policy_rule(command.policy_rule);
-  SetTimestamp(now, decision->mutable_decide_time());
+  v1::Decision decision;
+  decision.set_outcome(command.outcome);
+  decision.set_source(command.source);
+  decision.set_decider(command.decider);
+  decision.set_comment(command.comment);
+  decision.set_policy_rule(command.policy_rule);
+  SetTimestamp(now, decision.mutable_decide_time());
+  if (to == Action::STATE_APPROVED && action.required_approvals() > 1) {
+    // Two-person rule: distinct approvers; the action stays pending until
+    // enough have approved. A single rejection still rejects.
+    for (const v1::Decision& earlier : action.approvals()) {
+      if (earlier.decider() == command.decider) {
+        return MakeError(absl::StatusCode::kFailedPrecondition,
+                         absl::StrCat("action ", action.id(), " needs ",
+                                      action.required_approvals(),
+                                      " distinct approvers; ", command.decider,
+                                      " has already approved it"),
+                         "SAME_APPROVER",
+                         {{"action_id", action.id()},
+                          {"state", StateName(action.state())}});
+      }
+    }
+    *action.add_approvals() = decision;
+    if (action.approvals_size() < action.required_approvals()) {
+      Touch(now, action);
+      return absl::OkStatus();  // a partial approval: still pending
+    }
+  }
+  *action.mutable_decision() = std::move(decision);
   action.set_state(to);
   Touch(now, action);
   return absl::OkStatus();
@@ -196,6 +218,8 @@ absl::Status ApplyExecutionState(ActionState to, absl::string_view failure_reaso
 void InitializeNewAction(absl::Time now, absl::Duration ttl, Action& action) {
   action.set_state(Action::STATE_PENDING);
   action.clear_decision();
+  action.clear_approvals();
+  if (action.required_approvals() < 1) action.set_required_approvals(1);
   SetTimestamp(now, action.mutable_create_time());
   SetTimestamp(now, action.mutable_update_time());
   SetTimestamp(now + ttl, action.mutable_expire_time());

@@ -47,8 +47,10 @@ struct DecisionCommand {
   std::string policy_rule;    // for SOURCE_POLICY
 };
 
-// Applies an approve/reject decision to `action` in place. Errors, with
-// `action` untouched:
+// Applies an approve/reject decision to `action` in place. When the action
+// needs more than one approver, an approval short of the last is recorded in
+// `approvals` and the action stays PENDING. Errors, with `action` untouched:
+//   FAILED_PRECONDITION (SAME_APPROVER) if this decider already approved;
 //   ABORTED (ETAG_MISMATCH) if expected_etag is set and differs;
 //   FAILED_PRECONDITION (ACTION_NOT_PENDING) if the action is not pending or
 //   its expire_time has passed (it is then reported as STATE_EXPIRED).

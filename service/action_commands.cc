@@ -5,13 +5,18 @@
 #include "air/v1/action_service.pb.h"
 #include "domain/errors.h"
 #include "domain/status_macros.h"
+#include "service/upstream_commands.h"
 
 namespace air {
 namespace {
 
-absl::Status AppendActionEvent(WriteTransaction& tx, const v1::Action& action) {
+// `from` is the state before the change (STATE_UNSPECIFIED for a new
+// action); a change that keeps the state (a partial approval) is an update.
+absl::Status AppendActionEvent(WriteTransaction& tx, const v1::Action& action,
+                               ActionState from) {
   v1::Event event;
-  event.set_type(ActionEventType(action.state()));
+  event.set_type(from == action.state() ? v1::Event::TYPE_ACTION_UPDATED
+                                        : ActionEventType(action.state()));
   *event.mutable_action() = action;
   return tx.AppendEvent(std::move(event)).status();
 }
@@ -69,17 +74,34 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
 }
 
 absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx, v1::Action action,
-                                           absl::Duration ttl) {
+                                           absl::Duration ttl,
+                                           const DecisionPolicy* policy) {
   if (tx.GetAction(action.id()).ok()) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("action ", action.id(), " already exists"),
                      "ACTION_EXISTS");
   }
+  action.set_required_approvals(policy ? policy->RequiredApprovals(action.type()) : 1);
   InitializeNewAction(tx.Now(), ttl, action);
   AIR_RETURN_IF_ERROR(tx.PutAction(action));
-  AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action));
+  AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, v1::Action::STATE_UNSPECIFIED));
   AIR_RETURN_IF_ERROR(UpdateInvestigationFor(tx, action, v1::Action::STATE_UNSPECIFIED));
-  return action;
+  if (policy == nullptr) return action;
+
+  AIR_ASSIGN_OR_RETURN(v1::Investigation investigation,
+                       tx.GetInvestigation(action.investigation_id()));
+  const config::v1::AutomationRule* rule =
+      policy->AutomaticApproval(action, investigation);
+  if (rule == nullptr) return action;
+  DecideActionsInput input;
+  input.ids = {action.id()};
+  input.command.outcome = v1::Decision::OUTCOME_APPROVED;
+  input.command.source = v1::Decision::SOURCE_POLICY;
+  input.command.decider = absl::StrCat("policy:", rule->name());
+  input.command.policy_rule = rule->name();
+  input.command.comment = "approved automatically by automation policy";
+  AIR_ASSIGN_OR_RETURN(std::vector<v1::Action> decided, DecideActionsTx(tx, input));
+  return decided.front();
 }
 
 absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
@@ -131,11 +153,13 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
     if (absl::Status s = ApplyDecision(command, tx.Now(), action); !s.ok()) {
       return WithActionId(std::move(s), id);
     }
+    AIR_RETURN_IF_ERROR(ApplyDuplicateRuleTx(tx, from, action));
     AIR_RETURN_IF_ERROR(tx.PutAction(action));
+    AIR_RETURN_IF_ERROR(EnqueueDecisionForUpstreamTx(tx, from, action));
     AIR_RETURN_IF_ERROR(tx.AppendAudit(AuditRecord{
         action.id(), action.investigation_id(), from, action.state(),
         action.decision(), input.request_id}));
-    AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action));
+    AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, from));
     AIR_RETURN_IF_ERROR(UpdateInvestigationFor(tx, action, from));
     decided.push_back(std::move(action));
   }
@@ -157,7 +181,7 @@ absl::Status ExpireActionTx(WriteTransaction& tx, const std::string& action_id) 
   AIR_RETURN_IF_ERROR(tx.AppendAudit(AuditRecord{action.id(), action.investigation_id(),
                                                  from, action.state(),
                                                  action.decision(), ""}));
-  AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action));
+  AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, from));
   return UpdateInvestigationFor(tx, action, from);
 }
 
@@ -170,7 +194,7 @@ absl::StatusOr<v1::Action> ApplyExecutionStateTx(WriteTransaction& tx,
   AIR_RETURN_IF_ERROR(ApplyExecutionState(to, failure_reason, tx.Now(), action));
   if (from == action.state()) return action;  // replayed report: no change
   AIR_RETURN_IF_ERROR(tx.PutAction(action));
-  AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action));
+  AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, from));
   AIR_RETURN_IF_ERROR(UpdateInvestigationFor(tx, action, from));
   return action;
 }

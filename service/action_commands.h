@@ -14,6 +14,7 @@
 #include "air/v1/action.pb.h"
 #include "air/v1/investigation.pb.h"
 #include "domain/lifecycle.h"
+#include "domain/policy.h"
 #include "storage/repository.h"
 
 namespace air {
@@ -27,9 +28,13 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
 // Stores a newly proposed pending action, updates its investigation, and
 // emits TYPE_ACTION_CREATED (and TYPE_INVESTIGATION_STATE_CHANGED if the
 // investigation's state moved). NOT_FOUND if the investigation is unknown.
+// With a `policy`, the action gets its required approver count, and an
+// automation rule that matches approves it at once (source POLICY), in the
+// same transaction and on the stream like any other decision.
 absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx,
                                            v1::Action action,
-                                           absl::Duration ttl);
+                                           absl::Duration ttl,
+                                           const DecisionPolicy* policy = nullptr);
 
 // What to decide: one or more actions of the same type, one outcome.
 struct DecideActionsInput {

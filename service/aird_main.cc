@@ -4,10 +4,15 @@
 #include <cstdio>
 #include <pthread.h>
 
+#include <set>
+#include <string>
+
 #include "absl/flags/flag.h"
+#include "absl/strings/strip.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "service/config.h"
 #include "service/server.h"
 #include "spdlog/spdlog.h"
 
@@ -30,6 +35,37 @@ ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
           "close connections after this age (0: never); clients reconnect");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "how long in-flight calls may finish after SIGTERM");
+ABSL_FLAG(std::string, config, "",
+          "config file (air.config.v1.ServerConfig, text format or .json); "
+          "flags given on the command line override it");
+ABSL_FLAG(std::string, check_config, "",
+          "validate this config file, print the first error naming the field, and exit");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer-token hashes, principals and roles; reloaded on SIGHUP; empty: no auth "
+          "(loopback only)");
+ABSL_FLAG(std::string, tls_cert, "", "TLS certificate chain (PEM); empty: plaintext");
+ABSL_FLAG(std::string, tls_key, "", "TLS private key (PEM)");
+ABSL_FLAG(std::string, tls_client_ca, "", "CA for client certificates (enables mutual TLS)");
+ABSL_FLAG(bool, require_client_cert, false,
+          "refuse TLS clients without a certificate signed by --tls_client_ca");
+ABSL_FLAG(bool, allow_insecure, false,
+          "serve a non-loopback address without TLS and authentication (logged loudly)");
+ABSL_FLAG(std::string, upstream, "",
+          "upstream engine to sync investigations and actions with and deliver "
+          "decisions to: HOST:PORT (air.upstream.v1.UpstreamService), \"sim\" for the "
+          "built-in simulator, or empty for none");
+ABSL_FLAG(absl::Duration, upstream_outage, absl::Minutes(5),
+          "after this long without a successful sync (or with decision delivery "
+          "failing), health reports NOT_SERVING for air.v1.SyncService");
+ABSL_FLAG(absl::Duration, upstream_poll_interval, absl::Seconds(1),
+          "how often to ask the upstream for changes once caught up");
+ABSL_FLAG(int, upstream_page_size, 1000, "changes per ListChanges page (one transaction)");
+ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(10), "deadline of each upstream call");
+ABSL_FLAG(double, sim_arrival_rate, 0.5,
+          "with --upstream=sim: new investigations per second");
+ABSL_FLAG(double, sim_failure_rate, 0.1,
+          "with --upstream=sim: share of approved actions whose remediation fails");
+ABSL_FLAG(uint64_t, sim_seed, 1, "with --upstream=sim: random seed of the story");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (for scripts and tests)");
 
@@ -40,25 +76,83 @@ int main(int argc, char** argv) {
       "[--db=PATH] [--demo]");
   absl::ParseCommandLine(argc, argv);
 
-  // Handle SIGTERM/SIGINT synchronously in main: block them before any
+  if (const std::string check = absl::GetFlag(FLAGS_check_config); !check.empty()) {
+    air::ServerOptions options;
+    absl::Status status;
+    absl::StatusOr<air::config::v1::ServerConfig> config = air::LoadConfigFile(check);
+    status = config.ok() ? air::ApplyConfig(*config, options) : config.status();
+    if (!status.ok()) {
+      std::fprintf(stderr, "%s: invalid: %s\n", check.c_str(),
+                   std::string(status.message()).c_str());
+      return 1;
+    }
+    std::printf("%s: OK\n", check.c_str());
+    return 0;
+  }
+
+  // Handle SIGTERM/SIGINT/SIGHUP synchronously in main: block them before any
   // thread starts so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Defaults, then the config file, then flags given on the command line.
   air::ServerOptions options;
-  options.listen_address = absl::GetFlag(FLAGS_listen);
-  options.db_path = absl::GetFlag(FLAGS_db);
-  options.demo = absl::GetFlag(FLAGS_demo);
-  options.full_fsync = absl::GetFlag(FLAGS_full_fsync);
-  options.action_ttl = absl::GetFlag(FLAGS_action_ttl);
-  options.event_retention = absl::GetFlag(FLAGS_event_retention);
-  options.max_events = absl::GetFlag(FLAGS_max_events);
-  options.housekeeping_interval = absl::GetFlag(FLAGS_housekeeping_interval);
-  options.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
-  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    absl::StatusOr<air::config::v1::ServerConfig> config = air::LoadConfigFile(path);
+    absl::Status status = config.ok() ? air::ApplyConfig(*config, options) : config.status();
+    if (!status.ok()) {
+      spdlog::critical("aird cannot start: config {}: {}", path, std::string(status.message()));
+      return 1;
+    }
+  }
+  // Flags named on the command line (as --name, --name=value or --noname).
+  std::set<std::string> named;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
+    arg = arg.substr(0, arg.find('='));
+    named.insert(std::string(arg));
+    if (absl::ConsumePrefix(&arg, "no")) named.insert(std::string(arg));
+  }
+  auto given = [&named](const char* name) { return named.count(name) > 0; };
+  if (given("listen")) options.listen_address = absl::GetFlag(FLAGS_listen);
+  if (given("db")) options.db_path = absl::GetFlag(FLAGS_db);
+  if (given("demo")) options.demo = absl::GetFlag(FLAGS_demo);
+  if (given("full_fsync")) options.full_fsync = absl::GetFlag(FLAGS_full_fsync);
+  if (given("action_ttl")) options.action_ttl = absl::GetFlag(FLAGS_action_ttl);
+  if (given("event_retention")) options.event_retention = absl::GetFlag(FLAGS_event_retention);
+  if (given("max_events")) options.max_events = absl::GetFlag(FLAGS_max_events);
+  if (given("housekeeping_interval")) {
+    options.housekeeping_interval = absl::GetFlag(FLAGS_housekeeping_interval);
+  }
+  if (given("keepalive_time")) options.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  if (given("max_connection_age")) {
+    options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  }
+  if (given("tokens_file")) options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  if (given("tls_cert")) options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  if (given("tls_key")) options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  if (given("tls_client_ca")) options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  if (given("require_client_cert")) {
+    options.tls.require_client_cert = absl::GetFlag(FLAGS_require_client_cert);
+  }
+  if (given("allow_insecure")) options.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
+
+  options.upstream.target = absl::GetFlag(FLAGS_upstream);
+  options.upstream.outage_threshold = absl::GetFlag(FLAGS_upstream_outage);
+  options.upstream.sync.poll_interval = absl::GetFlag(FLAGS_upstream_poll_interval);
+  options.upstream.sync.page_size = absl::GetFlag(FLAGS_upstream_page_size);
+  options.upstream.sync.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  options.upstream.sync.action_ttl = options.action_ttl;
+  options.upstream.delivery.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  options.upstream.simulator.arrival_rate = absl::GetFlag(FLAGS_sim_arrival_rate);
+  options.upstream.simulator.failure_rate = absl::GetFlag(FLAGS_sim_failure_rate);
+  options.upstream.simulator.seed = absl::GetFlag(FLAGS_sim_seed);
 
   absl::StatusOr<std::unique_ptr<air::AirServer>> server = air::AirServer::Start(options);
   if (!server.ok()) {
@@ -76,7 +170,16 @@ int main(int argc, char** argv) {
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    if (absl::Status reloaded = (*server)->ReloadTokens(); reloaded.ok()) {
+      spdlog::info("SIGHUP: tokens file reloaded");
+    } else {
+      spdlog::error("SIGHUP: tokens file not reloaded, the previous one stays in force: {}",
+                    std::string(reloaded.message()));
+    }
+  }
   spdlog::info("received {}; shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   spdlog::info("aird stopped");

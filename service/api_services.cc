@@ -11,7 +11,6 @@
 #include "domain/status_macros.h"
 #include "domain/validation.h"
 #include "service/action_commands.h"
-#include "service/caller.h"
 #include "service/grpc_status.h"
 
 namespace air {
@@ -124,7 +123,7 @@ grpc::ServerUnaryReactor* DecideAsync(
   return reactor;
 }
 
-DecideActionsInput SingleDecision(grpc::CallbackServerContext* context,
+DecideActionsInput SingleDecision(const Principal& caller,
                                   absl::string_view method, absl::string_view id,
                                   absl::string_view etag, absl::string_view comment,
                                   absl::string_view request_id,
@@ -134,7 +133,7 @@ DecideActionsInput SingleDecision(grpc::CallbackServerContext* context,
   input.etags = {std::string(etag)};
   input.command.outcome = outcome;
   input.command.source = v1::Decision::SOURCE_API;
-  input.command.decider = CallerPrincipal(context);
+  input.command.decider = caller.name;
   input.command.comment = std::string(comment);
   input.request_id = std::string(request_id);
   input.fingerprint = absl::StrCat(method, "\n", id, "\n", etag, "\n", comment);
@@ -146,6 +145,8 @@ DecideActionsInput SingleDecision(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* InvestigationServiceImpl::GetInvestigation(
     grpc::CallbackServerContext* context, const v1::GetInvestigationRequest* request,
     v1::GetInvestigationResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kRead);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   absl::Status status = ValidateId("id", request->id());
   if (status.ok()) {
     absl::StatusOr<v1::Investigation> investigation =
@@ -162,6 +163,8 @@ grpc::ServerUnaryReactor* InvestigationServiceImpl::GetInvestigation(
 grpc::ServerUnaryReactor* InvestigationServiceImpl::ListInvestigations(
     grpc::CallbackServerContext* context, const v1::ListInvestigationsRequest* request,
     v1::ListInvestigationsResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kRead);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   uint64_t fingerprint = 0;
   absl::StatusOr<InvestigationQuery> query =
       BuildInvestigationQuery(*request, &fingerprint);
@@ -178,6 +181,8 @@ grpc::ServerUnaryReactor* InvestigationServiceImpl::ListInvestigations(
 grpc::ServerUnaryReactor* ActionServiceImpl::GetAction(
     grpc::CallbackServerContext* context, const v1::GetActionRequest* request,
     v1::GetActionResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kRead);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   absl::Status status = ValidateId("id", request->id());
   if (status.ok()) {
     absl::StatusOr<v1::Action> action = repository_.GetAction(request->id());
@@ -193,6 +198,8 @@ grpc::ServerUnaryReactor* ActionServiceImpl::GetAction(
 grpc::ServerUnaryReactor* ActionServiceImpl::ListActions(
     grpc::CallbackServerContext* context, const v1::ListActionsRequest* request,
     v1::ListActionsResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kRead);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   uint64_t fingerprint = 0;
   absl::StatusOr<ActionQuery> query = BuildActionQuery(*request, &fingerprint);
   if (!query.ok()) return FinishNow(context, query.status());
@@ -206,13 +213,15 @@ grpc::ServerUnaryReactor* ActionServiceImpl::ListActions(
 grpc::ServerUnaryReactor* ActionServiceImpl::ApproveAction(
     grpc::CallbackServerContext* context, const v1::ApproveActionRequest* request,
     v1::ApproveActionResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kDecide);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = ValidateDecision(request->id(), request->comment(),
                                         request->request_id());
       !s.ok()) {
     return FinishNow(context, s);
   }
   return DecideAsync(context, repository_,
-                     SingleDecision(context, "approve", request->id(), request->etag(),
+                     SingleDecision(*caller, "approve", request->id(), request->etag(),
                                     request->comment(), request->request_id(),
                                     v1::Decision::OUTCOME_APPROVED),
                      [response](std::vector<v1::Action>& actions) {
@@ -223,13 +232,15 @@ grpc::ServerUnaryReactor* ActionServiceImpl::ApproveAction(
 grpc::ServerUnaryReactor* ActionServiceImpl::RejectAction(
     grpc::CallbackServerContext* context, const v1::RejectActionRequest* request,
     v1::RejectActionResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kDecide);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   if (absl::Status s = ValidateDecision(request->id(), request->comment(),
                                         request->request_id());
       !s.ok()) {
     return FinishNow(context, s);
   }
   return DecideAsync(context, repository_,
-                     SingleDecision(context, "reject", request->id(), request->etag(),
+                     SingleDecision(*caller, "reject", request->id(), request->etag(),
                                     request->comment(), request->request_id(),
                                     v1::Decision::OUTCOME_REJECTED),
                      [response](std::vector<v1::Action>& actions) {
@@ -243,6 +254,8 @@ constexpr int kMaxBatchSize = 100;
 grpc::ServerUnaryReactor* ActionServiceImpl::BatchDecideActions(
     grpc::CallbackServerContext* context, const v1::BatchDecideActionsRequest* request,
     v1::BatchDecideActionsResponse* response) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kDecide);
+  if (!caller.ok()) return FinishNow(context, caller.status());
   absl::Status status;
   if (request->ids().empty()) {
     status = InvalidField("ids", "must name at least one action", "INVALID_ID");
@@ -272,7 +285,7 @@ grpc::ServerUnaryReactor* ActionServiceImpl::BatchDecideActions(
                               ? v1::Decision::OUTCOME_APPROVED
                               : v1::Decision::OUTCOME_REJECTED;
   input.command.source = v1::Decision::SOURCE_API;
-  input.command.decider = CallerPrincipal(context);
+  input.command.decider = caller->name;
   input.command.comment = request->comment();
   input.request_id = request->request_id();
   input.fingerprint = absl::StrCat("batch\n", request->decision(), "\n",
@@ -287,6 +300,8 @@ grpc::ServerUnaryReactor* ActionServiceImpl::BatchDecideActions(
 
 grpc::ServerWriteReactor<v1::WatchActionsResponse>* ActionServiceImpl::WatchActions(
     grpc::CallbackServerContext* context, const v1::WatchActionsRequest* request) {
+  absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kRead);
+  if (!caller.ok()) return FinishedWatch(caller.status());
   return StartWatch(context, *request, repository_, hub_, watch_limits_);
 }
 

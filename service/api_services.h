@@ -1,12 +1,13 @@
 // gRPC handlers for air.v1.InvestigationService and air.v1.ActionService.
-// Thin by design: validate the request, call the domain and storage layers,
-// map the status. Reads answer inline; decisions complete asynchronously
+// Thin by design: pass the access check, validate the request, call the
+// domain and storage layers, map the status. Reads answer inline; decisions complete asynchronously
 // when their group commit is durable, so no thread waits on the disk.
 #ifndef AIR_SERVICE_API_SERVICES_H_
 #define AIR_SERVICE_API_SERVICES_H_
 
 #include "air/v1/action_service.grpc.pb.h"
 #include "air/v1/investigation_service.grpc.pb.h"
+#include "service/auth.h"
 #include "service/event_hub.h"
 #include "service/watch_stream.h"
 #include "storage/repository.h"
@@ -16,8 +17,8 @@ namespace air {
 class InvestigationServiceImpl final
     : public v1::InvestigationService::CallbackService {
  public:
-  explicit InvestigationServiceImpl(Repository& repository)
-      : repository_(repository) {}
+  InvestigationServiceImpl(Repository& repository, const AccessControl& access)
+      : repository_(repository), access_(access) {}
 
   grpc::ServerUnaryReactor* GetInvestigation(
       grpc::CallbackServerContext* context, const v1::GetInvestigationRequest* request,
@@ -28,12 +29,14 @@ class InvestigationServiceImpl final
 
  private:
   Repository& repository_;
+  const AccessControl& access_;
 };
 
 class ActionServiceImpl final : public v1::ActionService::CallbackService {
  public:
-  ActionServiceImpl(Repository& repository, EventHub& hub, WatchLimits watch_limits)
-      : repository_(repository), hub_(hub), watch_limits_(watch_limits) {}
+  ActionServiceImpl(Repository& repository, EventHub& hub, const AccessControl& access,
+                    WatchLimits watch_limits)
+      : repository_(repository), hub_(hub), access_(access), watch_limits_(watch_limits) {}
 
   grpc::ServerUnaryReactor* GetAction(grpc::CallbackServerContext* context,
                                       const v1::GetActionRequest* request,
@@ -57,6 +60,7 @@ class ActionServiceImpl final : public v1::ActionService::CallbackService {
  private:
   Repository& repository_;
   EventHub& hub_;
+  const AccessControl& access_;
   const WatchLimits watch_limits_;
 };
 

@@ -4,17 +4,67 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/status_macros.h"
 #include "service/api_services.h"
+#include "service/auth.h"
 #include "service/demo_data.h"
 #include "service/event_hub.h"
 #include "service/housekeeping.h"
+#include "service/upstream_link.h"
 #include "spdlog/spdlog.h"
 #include "storage/sqlite_repository.h"
 
 namespace air {
+namespace {
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view what) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot read the ", what, " ", path));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsCredentials(
+    const TlsOptions& tls) {
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  AIR_ASSIGN_OR_RETURN(pair.cert_chain, ReadPemFile(tls.cert_file, "TLS certificate"));
+  AIR_ASSIGN_OR_RETURN(pair.private_key, ReadPemFile(tls.key_file, "TLS private key"));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!tls.client_ca_file.empty()) {
+    AIR_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(tls.client_ca_file, "client CA"));
+    ssl.client_certificate_request =
+        tls.require_client_cert
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  } else if (tls.require_client_cert) {
+    return absl::FailedPreconditionError(
+        "requiring client certificates needs a client CA (--tls_client_ca)");
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& listen_address) {
+  absl::string_view host = listen_address;
+  if (absl::ConsumePrefix(&host, "[")) {
+    host = host.substr(0, host.find(']'));
+  } else if (size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
 
 struct AirServer::Parts {
   ServerOptions options;
@@ -22,10 +72,14 @@ struct AirServer::Parts {
   // repository's writer thread, which publishes to it until it stops.
   std::unique_ptr<EventHub> hub;
   std::unique_ptr<SqliteRepository> repository;
+  std::unique_ptr<Authenticator> authenticator;  // null: auth disabled
+  std::unique_ptr<AccessControl> access;
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
   std::unique_ptr<ActionServiceImpl> action_service;
   std::unique_ptr<ExpirySweeper> sweeper;
   std::unique_ptr<EventRetention> retention;
+  // Declared after the repository: its workers stop before the repository.
+  std::unique_ptr<UpstreamLink> upstream;
   std::unique_ptr<PeriodicTask> housekeeping;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -38,6 +92,32 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   auto parts = std::make_unique<Parts>();
   parts->options = options;
 
+  const bool loopback = IsLoopbackAddress(options.listen_address);
+  if (!loopback && (!options.tls.enabled() || options.tokens_file.empty())) {
+    if (!options.allow_insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve ", options.listen_address,
+          " without TLS and authentication; configure --tls_cert/--tls_key and "
+          "--tokens_file, or pass --allow_insecure to accept the risk"));
+    }
+    spdlog::critical(
+        "INSECURE: serving {} without {}{}; anyone who reaches this port can "
+        "read and decide remediation actions",
+        options.listen_address, options.tls.enabled() ? "" : "TLS",
+        options.tokens_file.empty() ? (options.tls.enabled() ? "authentication"
+                                                             : " or authentication")
+                                    : "");
+  }
+  if (!options.tokens_file.empty()) {
+    AIR_ASSIGN_OR_RETURN(parts->authenticator, Authenticator::Load(options.tokens_file));
+    spdlog::info("authentication on: {} credentials loaded", parts->authenticator->size());
+  }
+  parts->access = std::make_unique<AccessControl>(parts->authenticator.get());
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (options.tls.enabled()) {
+    AIR_ASSIGN_OR_RETURN(credentials, MakeTlsCredentials(options.tls));
+  }
+
   SqliteOptions db;
   db.path = options.db_path;
   db.full_fsync = options.full_fsync;
@@ -47,8 +127,14 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, parts->repository->GetEventLogBounds());
   parts->hub = std::make_unique<EventHub>(bounds.head);
   EventHub* hub = parts->hub.get();
+  AIR_ASSIGN_OR_RETURN(parts->upstream,
+                       UpstreamLink::Create(options.upstream, *parts->repository, options.clock));
+  UpstreamLink* upstream = parts->upstream.get();
   parts->repository->SetCommitObserver(
-      [hub](const std::vector<v1::Event>& events) { hub->Publish(events); });
+      [hub, upstream](const std::vector<v1::Event>& events) {
+        hub->Publish(events);
+        upstream->OnCommit(events);
+      });
 
   if (options.demo) {
     AIR_ASSIGN_OR_RETURN(int created, LoadDemoData(*parts->repository, options.action_ttl));
@@ -60,17 +146,17 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
       *parts->repository, options.event_retention, options.max_events);
 
   parts->investigation_service =
-      std::make_unique<InvestigationServiceImpl>(*parts->repository);
+      std::make_unique<InvestigationServiceImpl>(*parts->repository, *parts->access);
   parts->action_service = std::make_unique<ActionServiceImpl>(
-      *parts->repository, *parts->hub, options.watch_limits);
+      *parts->repository, *parts->hub, *parts->access, options.watch_limits);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &parts->port);
+  builder.AddListeningPort(options.listen_address, credentials, &parts->port);
   builder.RegisterService(parts->investigation_service.get());
   builder.RegisterService(parts->action_service.get());
+  builder.RegisterService(parts->upstream->sync_service());
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
@@ -103,6 +189,10 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
           }
         });
   }
+  grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
+  parts->upstream->Start([health](bool serving) {
+    health->SetServingStatus(kSyncHealthService, serving);
+  });
   return std::unique_ptr<AirServer>(new AirServer(std::move(parts)));
 }
 
@@ -119,6 +209,7 @@ void AirServer::Shutdown(absl::Duration grace) {
     parts_->shut_down = true;
   }
   parts_->housekeeping.reset();
+  parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();
   // Streams end with UNAVAILABLE first, so clients resume elsewhere; unary
   // calls in flight get `grace` to finish.
@@ -134,5 +225,11 @@ Repository& AirServer::repository() { return *parts_->repository; }
 EventHub& AirServer::hub() { return *parts_->hub; }
 ExpirySweeper& AirServer::expiry_sweeper() { return *parts_->sweeper; }
 EventRetention& AirServer::event_retention() { return *parts_->retention; }
+UpstreamLink& AirServer::upstream() { return *parts_->upstream; }
+
+absl::Status AirServer::ReloadTokens() {
+  if (parts_->authenticator == nullptr) return absl::OkStatus();
+  return parts_->authenticator->Reload();
+}
 
 }  // namespace air

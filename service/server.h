@@ -12,6 +12,8 @@
 #include "absl/time/time.h"
 #include "domain/clock.h"
 #include "domain/lifecycle.h"
+#include "domain/policy.h"
+#include "service/upstream_link.h"
 #include "service/watch_stream.h"
 
 namespace air {
@@ -20,6 +22,20 @@ class Repository;
 class EventHub;
 class ExpirySweeper;
 class EventRetention;
+
+// True for 127.0.0.0/8, ::1 and localhost listen addresses.
+bool IsLoopbackAddress(const std::string& listen_address);
+
+// TLS for the gRPC listener (PEM files).
+struct TlsOptions {
+  std::string cert_file;
+  std::string key_file;
+  // CA for client certificates: enables mutual TLS.
+  std::string client_ca_file;
+  // Refuse clients without a valid certificate (the handshake fails).
+  bool require_client_cert = false;
+  bool enabled() const { return !cert_file.empty(); }
+};
 
 struct ServerOptions {
   // gRPC listen address; port 0 picks a free port (see AirServer::port()).
@@ -44,6 +60,17 @@ struct ServerOptions {
   // Largest request message accepted, in bytes.
   int max_receive_message_bytes = 1 << 20;
   WatchLimits watch_limits;
+  // The upstream engine to sync with (target "" = none, "sim" = the
+  // in-process simulator, else HOST:PORT), and how.
+  UpstreamOptions upstream;
+  // TLS; empty means plaintext.
+  TlsOptions tls;
+  // Tokens file (see service/auth.h); empty disables authentication.
+  std::string tokens_file;
+  // Serve a non-loopback address without TLS and authentication.
+  bool allow_insecure = false;
+  // Two-person approval and automation rules.
+  DecisionPolicy policy;
   // Injected clock (not owned); null means the system clock.
   const Clock* clock = nullptr;
 };
@@ -51,8 +78,9 @@ struct ServerOptions {
 class AirServer {
  public:
   // Opens the repository, loads demo data if asked, and starts serving.
-  // Fails (never half-starts) if the database cannot be opened or the
-  // address cannot be bound.
+  // Fails (never half-starts) if the database cannot be opened, the address
+  // cannot be bound, or a non-loopback address would be served without TLS
+  // and authentication (FAILED_PRECONDITION unless allow_insecure).
   static absl::StatusOr<std::unique_ptr<AirServer>> Start(const ServerOptions& options);
   ~AirServer();
 
@@ -68,6 +96,10 @@ class AirServer {
   EventHub& hub();
   ExpirySweeper& expiry_sweeper();
   EventRetention& event_retention();
+  // The upstream sync link (always present; idle without an upstream).
+  UpstreamLink& upstream();
+  // Re-reads the tokens file (SIGHUP). OK when authentication is disabled.
+  absl::Status ReloadTokens();
 
   struct Parts;
 

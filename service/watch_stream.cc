@@ -312,4 +312,17 @@ grpc::ServerWriteReactor<v1::WatchActionsResponse>* StartWatch(
   return reactor;
 }
 
+namespace {
+class FinishedWatchReactor final : public Reactor {
+ public:
+  explicit FinishedWatchReactor(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+}  // namespace
+
+grpc::ServerWriteReactor<v1::WatchActionsResponse>* FinishedWatch(
+    const absl::Status& status) {
+  return new FinishedWatchReactor(status);
+}
+
 }  // namespace air

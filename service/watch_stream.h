@@ -35,6 +35,10 @@ grpc::ServerWriteReactor<v1::WatchActionsResponse>* StartWatch(
     grpc::CallbackServerContext* context, const v1::WatchActionsRequest& request,
     Repository& repository, EventHub& hub, const WatchLimits& limits);
 
+// A watch that ends at once with `status` (e.g. refused access).
+grpc::ServerWriteReactor<v1::WatchActionsResponse>* FinishedWatch(
+    const absl::Status& status);
+
 }  // namespace air
 
 #endif  // AIR_SERVICE_WATCH_STREAM_H_

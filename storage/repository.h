@@ -1,5 +1,6 @@
 // The repository: durable home of investigations, actions, the event log
-// (transactional outbox), the decision audit and idempotency records.
+// (transactional outbox), the decision audit and idempotency records, and
+// the upstream sync state (record versions, cursors, the decision outbox).
 //
 // Contract for every implementation (SQLite now, PostgreSQL later):
 //  * Thread-safe. Reads may run concurrently with each other and with writes.
@@ -90,6 +91,43 @@ struct StoredRequest {
   std::string response;     // the serialized first response
 };
 
+// Which kind of upstream record a stored upstream version belongs to.
+enum class UpstreamKind { kInvestigation = 1, kAction = 2 };
+
+// One decision in the decision outbox: committed locally in the same
+// transaction as the decision, then delivered upstream until acknowledged.
+struct OutboxDecision {
+  // Assigned at enqueue; increases in commit order. Delivery follows it.
+  int64_t position = 0;
+  // Unique in the outbox; the upstream deduplicates by it.
+  std::string request_id;
+  std::string action_id;
+  // Outcome, source, decider, comment and decide_time.
+  v1::Decision decision;
+  // For an approval: the earlier action on the same target that this one
+  // duplicates (it must not run again), or "".
+  std::string duplicate_of;
+  // The upstream version of the action the decision was made on.
+  int64_t upstream_version = 0;
+  // When the decision was enqueued (its commit time).
+  absl::Time enqueue_time = absl::InfinitePast();
+};
+
+// The undelivered part of the decision outbox.
+struct DecisionOutboxStats {
+  int64_t backlog = 0;
+  // Enqueue time of the oldest undelivered decision; unset when none.
+  std::optional<absl::Time> oldest_undelivered;
+};
+
+// The latest original (non-duplicate) approval of a target, for the
+// duplicate rule. `target_key` comes from DuplicateTargetKey().
+struct TargetApproval {
+  std::string target_key;
+  std::string action_id;
+  absl::Time approve_time = absl::InfinitePast();
+};
+
 // Changes inside one write. Used only on the thread that runs the write
 // function, and only while it runs.
 class WriteTransaction {
@@ -121,6 +159,39 @@ class WriteTransaction {
                                               int64_t max_events) = 0;
   // The current time of the repository's clock (one clock for a whole batch).
   virtual absl::Time Now() const = 0;
+
+  // ---- Upstream sync ----
+  // The last applied upstream version of a record; empty if none was ever
+  // applied.
+  virtual absl::StatusOr<std::optional<int64_t>> GetUpstreamVersion(
+      UpstreamKind kind, absl::string_view id) = 0;
+  // Records the upstream version applied to a record (insert or replace).
+  virtual absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,
+                                          int64_t version) = 0;
+  // The named sync cursor, or "" if it was never set. Setting it in the same
+  // write as the records it covers makes a resumed sync start exactly after
+  // the last committed page.
+  virtual absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) = 0;
+  virtual absl::Status SetSyncCursor(absl::string_view name,
+                                     absl::string_view cursor) = 0;
+
+  // ---- Decision outbox ----
+  // Appends an undelivered decision and returns its position (the field in
+  // `decision` is ignored; enqueue_time is the transaction time).
+  // ALREADY_EXISTS if its request_id is already in the outbox.
+  virtual absl::StatusOr<int64_t> EnqueueDecision(const OutboxDecision& decision) = 0;
+  // Marks a decision delivered, with a short result for operators
+  // ("acknowledged", or why the upstream refused it). NOT_FOUND for an
+  // unknown position; marking a delivered decision again changes nothing.
+  virtual absl::Status MarkDecisionDelivered(int64_t position,
+                                             absl::string_view result) = 0;
+
+  // ---- Duplicate rule ----
+  // The latest original approval recorded for `target_key`, if any.
+  virtual absl::StatusOr<std::optional<TargetApproval>> FindTargetApproval(
+      absl::string_view target_key) = 0;
+  // Records an original approval, replacing the previous one for its key.
+  virtual absl::Status RecordTargetApproval(const TargetApproval& approval) = 0;
 };
 
 class Repository {
@@ -157,6 +228,12 @@ class Repository {
   // consistent snapshot. At most `limit` actions.
   virtual absl::StatusOr<PendingSnapshot> SnapshotPending(
       const ActionFilter& filter, int limit) = 0;
+
+  // Undelivered decisions, lowest position first, at most `limit`.
+  virtual absl::StatusOr<std::vector<OutboxDecision>> ReadDecisionOutbox(int limit) = 0;
+  virtual absl::StatusOr<DecisionOutboxStats> GetDecisionOutboxStats() = 0;
+  // The named sync cursor as last committed, or "".
+  virtual absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) = 0;
 
   // Called after every commit with the events it made visible, in order, on
   // the writer thread. Set before the first write; must be quick.

@@ -76,6 +76,15 @@ absl::StatusOr<EventLogBounds> LoadBounds(Connection& conn) {
   return bounds;
 }
 
+absl::StatusOr<std::string> LoadSyncCursor(Connection& conn, absl::string_view name) {
+  AIR_ASSIGN_OR_RETURN(Statement stmt,
+                       conn.Prepare("SELECT cursor FROM sync_cursors WHERE name = ?"));
+  stmt.Bind(1, name);
+  AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::string();
+  return std::string(stmt.ColumnText(0));
+}
+
 // Appends "AND <column> = ?" style terms and remembers the values to bind.
 class WhereBuilder {
  public:
@@ -229,9 +238,15 @@ class SqliteWriteTransaction final : public WriteTransaction {
   absl::Status PutAction(const v1::Action& action) override {
     AIR_ASSIGN_OR_RETURN(
         Statement stmt,
-        conn_.Prepare("INSERT OR REPLACE INTO actions (id, investigation_id, "
+        // An upsert rather than INSERT OR REPLACE: REPLACE deletes and
+        // re-inserts, rewriting every index entry; the upsert touches only
+        // the indexed columns that changed (sync ingest rewrites rows often).
+        conn_.Prepare("INSERT INTO actions (id, investigation_id, "
                       "type, state, create_us, expire_us, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                      "investigation_id = excluded.investigation_id, type = excluded.type, "
+                      "state = excluded.state, create_us = excluded.create_us, "
+                      "expire_us = excluded.expire_us, body = excluded.body"));
     stmt.Bind(1, action.id())
         .Bind(2, action.investigation_id())
         .Bind(3, static_cast<int64_t>(action.type()))
@@ -245,9 +260,12 @@ class SqliteWriteTransaction final : public WriteTransaction {
   absl::Status PutInvestigation(const v1::Investigation& inv) override {
     AIR_ASSIGN_OR_RETURN(
         Statement stmt,
-        conn_.Prepare("INSERT OR REPLACE INTO investigations (id, state, "
+        conn_.Prepare("INSERT INTO investigations (id, state, "
                       "source, verdict, create_us, update_us, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                      "state = excluded.state, source = excluded.source, "
+                      "verdict = excluded.verdict, create_us = excluded.create_us, "
+                      "update_us = excluded.update_us, body = excluded.body"));
     stmt.Bind(1, inv.id())
         .Bind(2, static_cast<int64_t>(inv.state()))
         .Bind(3, static_cast<int64_t>(inv.source()))
@@ -364,6 +382,110 @@ class SqliteWriteTransaction final : public WriteTransaction {
 
   absl::Time Now() const override { return now_; }
 
+  absl::StatusOr<std::optional<int64_t>> GetUpstreamVersion(
+      UpstreamKind kind, absl::string_view id) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("SELECT version FROM upstream_versions WHERE kind = ? AND id = ?"));
+    stmt.Bind(1, static_cast<int64_t>(kind)).Bind(2, id);
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return std::optional<int64_t>();
+    return std::optional<int64_t>(stmt.ColumnInt(0));
+  }
+
+  absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,
+                                  int64_t version) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT OR REPLACE INTO upstream_versions (kind, id, version) "
+                      "VALUES (?, ?, ?)"));
+    stmt.Bind(1, static_cast<int64_t>(kind)).Bind(2, id).Bind(3, version);
+    return stmt.Run();
+  }
+
+  absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) override {
+    return LoadSyncCursor(conn_, name);
+  }
+
+  absl::Status SetSyncCursor(absl::string_view name, absl::string_view cursor) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT OR REPLACE INTO sync_cursors (name, cursor, update_us) "
+                      "VALUES (?, ?, ?)"));
+    stmt.Bind(1, name).Bind(2, cursor).Bind(3, absl::ToUnixMicros(now_));
+    return stmt.Run();
+  }
+
+  absl::StatusOr<int64_t> EnqueueDecision(const OutboxDecision& d) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT INTO decision_outbox (request_id, action_id, outcome, "
+                      "source, decider, comment, decide_us, duplicate_of, "
+                      "upstream_version, enqueue_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (request_id) DO NOTHING"));
+    stmt.Bind(1, d.request_id)
+        .Bind(2, d.action_id)
+        .Bind(3, static_cast<int64_t>(d.decision.outcome()))
+        .Bind(4, static_cast<int64_t>(d.decision.source()))
+        .Bind(5, d.decision.decider())
+        .Bind(6, d.decision.comment())
+        .Bind(7, Micros(d.decision.decide_time()))
+        .Bind(8, d.duplicate_of)
+        .Bind(9, d.upstream_version)
+        .Bind(10, absl::ToUnixMicros(now_));
+    AIR_RETURN_IF_ERROR(stmt.Run());
+    if (sqlite3_changes(conn_.db()) == 0) {
+      return MakeError(absl::StatusCode::kAlreadyExists,
+                       absl::StrCat("decision ", d.request_id, " is already in the outbox"),
+                       "DECISION_ALREADY_QUEUED", {{"action_id", d.action_id}});
+    }
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(conn_.db()));
+  }
+
+  absl::Status MarkDecisionDelivered(int64_t position, absl::string_view result) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("UPDATE decision_outbox SET delivered_us = ?, result = ? "
+                      "WHERE position = ? AND delivered_us IS NULL"));
+    stmt.Bind(1, absl::ToUnixMicros(now_)).Bind(2, result).Bind(3, position);
+    AIR_RETURN_IF_ERROR(stmt.Run());
+    if (sqlite3_changes(conn_.db()) > 0) return absl::OkStatus();
+    AIR_ASSIGN_OR_RETURN(
+        Statement exists,
+        conn_.Prepare("SELECT 1 FROM decision_outbox WHERE position = ?"));
+    exists.Bind(1, position);
+    AIR_ASSIGN_OR_RETURN(bool row, exists.Step());
+    if (row) return absl::OkStatus();  // delivered before: nothing to do
+    return MakeError(absl::StatusCode::kNotFound,
+                     absl::StrCat("no decision at outbox position ", position),
+                     "DECISION_NOT_FOUND");
+  }
+
+  absl::StatusOr<std::optional<TargetApproval>> FindTargetApproval(
+      absl::string_view target_key) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("SELECT action_id, approve_us FROM target_approvals "
+                      "WHERE target_key = ?"));
+    stmt.Bind(1, target_key);
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return std::optional<TargetApproval>();
+    return std::optional<TargetApproval>(
+        TargetApproval{std::string(target_key), std::string(stmt.ColumnText(0)),
+                       absl::FromUnixMicros(stmt.ColumnInt(1))});
+  }
+
+  absl::Status RecordTargetApproval(const TargetApproval& approval) override {
+    AIR_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn_.Prepare("INSERT OR REPLACE INTO target_approvals (target_key, "
+                      "action_id, approve_us) VALUES (?, ?, ?)"));
+    stmt.Bind(1, approval.target_key)
+        .Bind(2, approval.action_id)
+        .Bind(3, absl::ToUnixMicros(approval.approve_time));
+    return stmt.Run();
+  }
+
   // Savepoint bookkeeping: what to undo if the current function fails.
   struct Mark {
     int64_t next_sequence;
@@ -419,6 +541,9 @@ absl::Status SqliteRepository::Impl::Open() {
                   "it from a backup");
     }
   }
+  AIR_RETURN_IF_ERROR(writer_->Exec(
+      absl::StrCat("PRAGMA cache_size = -", std::max(options_.writer_cache_mib, 1) * 1024)
+          .c_str()));
   AIR_RETURN_IF_ERROR(writer_->Exec(options_.full_fsync ? "PRAGMA synchronous = FULL"
                                                         : "PRAGMA synchronous = NORMAL"));
   if (absl::Status s = Migrate(); !s.ok()) return fail(s.code(), s.message());
@@ -739,6 +864,58 @@ absl::StatusOr<PendingSnapshot> SqliteRepository::SnapshotPending(
   absl::StatusOr<PendingSnapshot> snapshot = read();
   (void)reader->Exec("COMMIT");
   return snapshot;
+}
+
+absl::StatusOr<std::vector<OutboxDecision>> SqliteRepository::ReadDecisionOutbox(
+    int limit) {
+  auto reader = impl_->LeaseReader();
+  AIR_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT position, request_id, action_id, outcome, source, "
+                      "decider, comment, decide_us, duplicate_of, upstream_version, "
+                      "enqueue_us FROM decision_outbox WHERE delivered_us IS NULL "
+                      "ORDER BY position LIMIT ?"));
+  stmt.Bind(1, limit);
+  std::vector<OutboxDecision> out;
+  while (true) {
+    AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    OutboxDecision d;
+    d.position = stmt.ColumnInt(0);
+    d.request_id = std::string(stmt.ColumnText(1));
+    d.action_id = std::string(stmt.ColumnText(2));
+    d.decision.set_outcome(static_cast<v1::Decision::Outcome>(stmt.ColumnInt(3)));
+    d.decision.set_source(static_cast<v1::Decision::Source>(stmt.ColumnInt(4)));
+    d.decision.set_decider(std::string(stmt.ColumnText(5)));
+    d.decision.set_comment(std::string(stmt.ColumnText(6)));
+    SetTimestamp(absl::FromUnixMicros(stmt.ColumnInt(7)),
+                 d.decision.mutable_decide_time());
+    d.duplicate_of = std::string(stmt.ColumnText(8));
+    d.upstream_version = stmt.ColumnInt(9);
+    d.enqueue_time = absl::FromUnixMicros(stmt.ColumnInt(10));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+absl::StatusOr<DecisionOutboxStats> SqliteRepository::GetDecisionOutboxStats() {
+  auto reader = impl_->LeaseReader();
+  AIR_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT COUNT(*), MIN(enqueue_us) FROM decision_outbox "
+                      "WHERE delivered_us IS NULL"));
+  AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  DecisionOutboxStats stats;
+  if (row) {
+    stats.backlog = stmt.ColumnInt(0);
+    if (!stmt.ColumnIsNull(1)) stats.oldest_undelivered = absl::FromUnixMicros(stmt.ColumnInt(1));
+  }
+  return stats;
+}
+
+absl::StatusOr<std::string> SqliteRepository::GetSyncCursor(absl::string_view name) {
+  auto reader = impl_->LeaseReader();
+  return LoadSyncCursor(*reader, name);
 }
 
 }  // namespace air

@@ -28,6 +28,10 @@ struct SqliteOptions {
   absl::Duration busy_timeout = absl::Seconds(5);
   // Number of read-only connections.
   int reader_connections = 4;
+  // Page cache of the writer connection, in MiB. Index maintenance on
+  // large tables (sync ingest) slows sharply once the hot pages no longer
+  // fit; SQLite's default is 2 MiB.
+  int writer_cache_mib = 64;
   // Largest number of write functions committed together.
   int max_batch = 256;
   // Runs PRAGMA quick_check at open, refusing a corrupt file.
@@ -60,6 +64,9 @@ class SqliteRepository final : public Repository {
   absl::StatusOr<EventLogBounds> GetEventLogBounds() override;
   absl::StatusOr<PendingSnapshot> SnapshotPending(const ActionFilter& filter,
                                                   int limit) override;
+  absl::StatusOr<std::vector<OutboxDecision>> ReadDecisionOutbox(int limit) override;
+  absl::StatusOr<DecisionOutboxStats> GetDecisionOutboxStats() override;
+  absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) override;
   void SetCommitObserver(CommitObserver observer) override;
 
   // The schema version this binary writes.

@@ -86,6 +86,51 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES ('first_retained_sequence', 1);
 )sql"},
+    {2, R"sql(
+-- Upstream sync. The last applied upstream version of each synced record:
+-- a record whose version is not greater is a replay and is ignored.
+CREATE TABLE upstream_versions (
+  kind    INTEGER NOT NULL,  -- 1 investigation, 2 action
+  id      TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+
+-- Opaque upstream cursors, written in the same transaction as their page.
+CREATE TABLE sync_cursors (
+  name      TEXT PRIMARY KEY,
+  cursor    TEXT NOT NULL,
+  update_us INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Decisions waiting to reach the upstream, in commit order. Rows stay after
+-- delivery (delivered_us set) as a record of what was sent.
+CREATE TABLE decision_outbox (
+  position         INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id       TEXT NOT NULL UNIQUE,
+  action_id        TEXT NOT NULL,
+  outcome          INTEGER NOT NULL,
+  source           INTEGER NOT NULL,
+  decider          TEXT NOT NULL,
+  comment          TEXT NOT NULL,
+  decide_us        INTEGER NOT NULL,
+  duplicate_of     TEXT NOT NULL,
+  upstream_version INTEGER NOT NULL,
+  enqueue_us       INTEGER NOT NULL,
+  delivered_us     INTEGER,
+  result           TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX decision_outbox_undelivered ON decision_outbox (position)
+  WHERE delivered_us IS NULL;
+
+-- The latest original approval per target (type + identifier), for the
+-- rule that an identical action approved within an hour is not run again.
+CREATE TABLE target_approvals (
+  target_key TEXT PRIMARY KEY,
+  action_id  TEXT NOT NULL,
+  approve_us INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace air::sqlite

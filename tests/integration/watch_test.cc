@@ -309,7 +309,8 @@ TEST_F(WatchTest, AStalledSubscriberDoesNotDelayALiveOne) {
 }
 
 TEST_F(WatchTest, CancelledStreamsAreReleased) {
-  for (int i = 0; i < 200; ++i) {
+  // Thousands of subscribers connect and cancel; run under ASan to show no leak.
+  for (int i = 0; i < 2000; ++i) {
     Stream stream = Watch({});
     stream.context->TryCancel();
     (void)stream.reader->Finish();

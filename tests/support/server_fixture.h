@@ -19,6 +19,16 @@ namespace air::testing {
 inline const absl::Time kTestStart = absl::FromUnixSeconds(1'800'000'000);
 
 class ServerFixture : public ::testing::Test {
+ public:
+  // A client context with a deadline.
+  static std::unique_ptr<grpc::ClientContext> Context(
+      absl::Duration timeout = absl::Seconds(10)) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(timeout));
+    return context;
+  }
+
  protected:
   ServerFixture() : clock_(kTestStart) {}
 
@@ -46,14 +56,6 @@ class ServerFixture : public ::testing::Test {
     options.housekeeping_interval = absl::ZeroDuration();
     options.clock = &clock_;
     return options;
-  }
-
-  static std::unique_ptr<grpc::ClientContext> Context(
-      absl::Duration timeout = absl::Seconds(10)) {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          absl::ToChronoMilliseconds(timeout));
-    return context;
   }
 
   TempDir dir_;

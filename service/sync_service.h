@@ -1,0 +1,30 @@
+// gRPC handler for air.v1.SyncService: the read-only sync status that
+// `airctl status` shows. Thin: a SyncMonitor snapshot plus the outbox
+// backlog read from the repository.
+#ifndef AIR_SERVICE_SYNC_SERVICE_H_
+#define AIR_SERVICE_SYNC_SERVICE_H_
+
+#include "air/v1/sync_service.grpc.pb.h"
+#include "service/sync_monitor.h"
+#include "storage/repository.h"
+
+namespace air {
+
+class SyncServiceImpl final : public v1::SyncService::CallbackService {
+ public:
+  // Neither is owned.
+  SyncServiceImpl(Repository& repository, const SyncMonitor& monitor)
+      : repository_(repository), monitor_(monitor) {}
+
+  grpc::ServerUnaryReactor* GetSyncStatus(grpc::CallbackServerContext* context,
+                                          const v1::GetSyncStatusRequest* request,
+                                          v1::GetSyncStatusResponse* response) override;
+
+ private:
+  Repository& repository_;
+  const SyncMonitor& monitor_;
+};
+
+}  // namespace air
+
+#endif  // AIR_SERVICE_SYNC_SERVICE_H_

@@ -1,0 +1,84 @@
+#include "service/upstream_link.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "domain/status_macros.h"
+#include "service/sync_service.h"
+#include "sim/sim_server.h"
+#include "spdlog/spdlog.h"
+
+namespace air {
+
+absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
+    const UpstreamOptions& options, Repository& repository, const Clock* clock) {
+  std::unique_ptr<UpstreamLink> link(new UpstreamLink());
+  UpstreamLink* self = link.get();
+  link->monitor_ = std::make_unique<SyncMonitor>(
+      options.target, options.outage_threshold, clock, [self](bool serving) {
+        if (self->set_health_) self->set_health_(serving);
+      });
+  link->service_ = std::make_unique<SyncServiceImpl>(repository, *link->monitor_);
+  if (options.target.empty()) return link;
+
+  std::shared_ptr<grpc::Channel> channel;
+  if (options.target == "sim") {
+    link->simulator_ = std::make_unique<sim::UpstreamSimulator>(options.simulator, clock);
+    AIR_ASSIGN_OR_RETURN(link->sim_server_, sim::SimServer::Start(*link->simulator_, ""));
+    channel = link->sim_server_->InProcessChannel();
+  } else {
+    if (options.target.find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--upstream must be HOST:PORT or \"sim\", not \"", options.target, "\""));
+    }
+    grpc::ChannelArguments args;
+    // Reconnect quickly once an upstream comes back; our own backoff paces
+    // the calls.
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+    args.SetMaxReceiveMessageSize(64 << 20);  // large pages
+    channel = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(),
+                                        args);
+  }
+  link->client_ = NewGrpcUpstreamClient(std::move(channel));
+  link->sync_ = std::make_unique<UpstreamSyncWorker>(repository, *link->client_,
+                                                     *link->monitor_, options.sync);
+  link->delivery_ = std::make_unique<DecisionDeliveryWorker>(
+      repository, *link->client_, *link->monitor_, options.delivery);
+  return link;
+}
+
+UpstreamLink::~UpstreamLink() { Stop(); }
+
+grpc::Service* UpstreamLink::sync_service() { return service_.get(); }
+
+void UpstreamLink::Start(std::function<void(bool)> set_health) {
+  set_health_ = std::move(set_health);
+  if (set_health_) set_health_(monitor_->serving());
+  if (sync_ != nullptr) {
+    spdlog::info("upstream sync: starting with {}", monitor_->Snapshot({}).upstream());
+    sync_->Start();
+    delivery_->Start();
+  }
+}
+
+void UpstreamLink::Stop() {
+  if (sync_ != nullptr) sync_->Stop();
+  if (delivery_ != nullptr) delivery_->Stop();
+  // Nothing may report health once the server is going away.
+  set_health_ = nullptr;
+  if (sim_server_ != nullptr) sim_server_->Shutdown();
+}
+
+void UpstreamLink::OnCommit(const std::vector<v1::Event>& events) {
+  if (delivery_ == nullptr) return;
+  for (const v1::Event& event : events) {
+    if (event.type() == v1::Event::TYPE_ACTION_APPROVED ||
+        event.type() == v1::Event::TYPE_ACTION_REJECTED) {
+      delivery_->Wake();
+      return;
+    }
+  }
+}
+
+}  // namespace air
