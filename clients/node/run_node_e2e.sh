@@ -3,13 +3,14 @@
 # build tree (npm ci, only when package-lock.json changed) and runs the
 # end-to-end scenario with soar_subscriber.js. Skipped (exit 77) only when
 # node is missing.
-# Usage: run_node_e2e.sh AIRD_BINARY BUILD_DIR PYTHON PYTHON_STUBS
+# Usage: run_node_e2e.sh AIRD_BINARY BUILD_DIR PYTHON PYTHON_STUBS [DRIVER_ARGS...]
 set -euo pipefail
 aird=$1
 mkdir -p "$2"
 build=$(cd "$2" && pwd)
 python=$3
 stubs=$4
+shift 4
 here=$(cd "$(dirname "$0")" && pwd)
 
 if ! command -v node >/dev/null; then
@@ -30,4 +31,4 @@ echo "node $(node --version), @grpc/grpc-js $(node -p "require('$pkg/node_module
 
 export NODE_PATH=$pkg/node_modules
 exec "$python" "$here/../e2e/subscriber_e2e.py" --aird "$aird" --stubs "$stubs" \
-  --work "$build/e2e" -- node "$here/soar_subscriber.js"
+  --work "$build/e2e" "$@" -- node "$here/soar_subscriber.js"
