@@ -24,8 +24,10 @@ code and reason (GetAction with a malformed and an unknown id).
 Readiness is always polled with a deadline; nothing sleeps a fixed time.
 """
 import argparse
+import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -153,7 +155,19 @@ class Scenario:
         self.pb = load_stubs(args.stubs)
         os.makedirs(args.work, exist_ok=True)
         self.work = tempfile.mkdtemp(prefix="run-", dir=args.work)
-        extra = ["--upstream=sim", "--sim_arrival_rate=5"] if args.upstream == "sim" else []
+        # Bearer tokens: the subscriber is soar-bot, the test's person an analyst.
+        self.tokens = {name: secrets.token_hex(16) for name in ("soar-bot", "analyst", "wrong")}
+        tokens_file = os.path.join(self.work, "tokens")
+        with open(tokens_file, "w") as f:
+            for name in ("soar-bot", "analyst"):
+                digest = hashlib.sha256(self.tokens[name].encode()).hexdigest()
+                f.write(f"token sha256:{digest} {name} approver\n")
+        for name in ("soar-bot", "wrong"):
+            with open(os.path.join(self.work, f"{name}.token"), "w") as f:
+                f.write(self.tokens[name] + "\n")
+        extra = [f"--tokens_file={tokens_file}"]
+        if args.upstream == "sim":
+            extra += ["--upstream=sim", "--sim_arrival_rate=5"]
         self.aird = Aird(args.aird, self.work, extra)
         self.cursor_file = os.path.join(self.work, "subscriber.cursor")
         self.runs = 0
@@ -162,7 +176,8 @@ class Scenario:
 
     # --- helpers over the API -------------------------------------------------
     def connect(self):
-        self.client = AirClient(connect(self.aird.target), timeout=10)
+        self.client = AirClient(connect(self.aird.target), token=self.tokens["analyst"],
+                                timeout=10)
 
     def cursor(self):
         if not os.path.exists(self.cursor_file):
@@ -209,8 +224,9 @@ class Scenario:
 
     def start_subscriber(self, extra=()):
         self.runs += 1
+        token_file = os.path.join(self.work, "soar-bot.token")
         sub = Subscriber(str(self.runs), self.args.subscriber, self.work, self.aird.target,
-                         self.cursor_file, extra)
+                         self.cursor_file, [f"--token-file={token_file}", *extra])
         self.subs.append(sub)
         return sub
 
@@ -309,7 +325,7 @@ class Scenario:
         if self.args.upstream == "sim":
             say("7. stop the simulator; the subscriber catches up; nothing matching is left")
             self.aird.stop()
-            self.aird.extra = []
+            self.aird.extra = [f for f in self.aird.extra if f.startswith("--tokens_file")]
             self.aird.start()
             self.connect()
             s6 = self.start_subscriber()
@@ -369,6 +385,7 @@ class Scenario:
             assert self.matches(action, verdict), f"{action_id} does not match the playbook"
             assert action.decision.comment.startswith(SOAR_COMMENT), action.decision
             assert action.decision.outcome == self.pb.action_pb2.Decision.OUTCOME_APPROVED
+            assert action.decision.decider == "soar-bot", action.decision
         say(f"event log: {len(decisions)} decided actions, each once; "
             f"{len(by_soar)} by the subscriber")
 
@@ -379,22 +396,28 @@ class Scenario:
             matched = self.matches(a, verdict)
             if matched:
                 assert a.state != self.pb.action_pb2.Action.STATE_PENDING, f"{a.id} left pending"
+            if a.decision.decider == "soar-bot":
+                assert a.decision.comment.startswith(SOAR_COMMENT), a.decision
             if a.decision.comment.startswith("soar-subscriber"):
                 assert matched, f"{a.id} was decided by the subscriber but matches no rule"
+                assert a.decision.decider == "soar-bot", a.decision
                 by_soar.append(a.id)
         if self.args.upstream != "sim":
             assert sorted(by_soar) == expected, (by_soar, expected)
         say(f"final state: {len(by_soar)} actions decided by the subscriber, all matching")
 
     def check_errors(self):
-        for bad_id, code, reason in (("bad id!", "INVALID_ARGUMENT", "INVALID_ID"),
-                                     ("act-none", "NOT_FOUND", "ACTION_NOT_FOUND")):
+        for bad_id, token, code, reason in (
+                ("bad id!", "soar-bot", "INVALID_ARGUMENT", "INVALID_ID"),
+                ("act-none", "soar-bot", "NOT_FOUND", "ACTION_NOT_FOUND"),
+                ("act-1001-1", "wrong", "UNAUTHENTICATED", "TOKEN_INVALID")):
+            token_file = os.path.join(self.work, f"{token}.token")
             out = subprocess.run([*self.args.subscriber, f"--target={self.aird.target}",
-                                  f"--get-action={bad_id}"], capture_output=True, text=True,
-                                 timeout=DEADLINE)
+                                  f"--token-file={token_file}", f"--get-action={bad_id}"],
+                                 capture_output=True, text=True, timeout=DEADLINE)
             assert out.returncode != 0, out
             assert f"code={code} reason={reason}" in out.stdout, out.stdout + out.stderr
-            say(f"client surfaced {code}/{reason} for {bad_id!r}")
+            say(f"client surfaced {code}/{reason} for {bad_id!r} with the {token} token")
         try:
             self.client.get_action("bad id!")
             raise AssertionError("GetAction accepted a malformed id")
