@@ -8,6 +8,7 @@
 #include "domain/status_macros.h"
 #include "service/upstream_commands.h"
 #include "spdlog/spdlog.h"
+#include "storage/write_behind_transaction.h"
 
 namespace air {
 namespace {
@@ -45,11 +46,14 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     AIR_ASSIGN_OR_RETURN(cursor_, repository_.GetSyncCursor(options_.cursor_name));
     cursor_loaded_ = true;
   }
-  upstream::v1::ListChangesRequest request;
-  request.set_cursor(cursor_);
-  request.set_page_size(options_.page_size);
-  absl::StatusOr<upstream::v1::ListChangesResponse> page =
-      client_.ListChanges(request, options_.rpc_timeout);
+  absl::StatusOr<upstream::v1::ListChangesResponse> page;
+  if (prefetch_.valid() && prefetch_cursor_ == cursor_) {
+    page = prefetch_.get();
+  } else {
+    if (prefetch_.valid()) prefetch_.wait();  // stale: nobody uses it
+    prefetch_ = {};
+    page = FetchLocked(cursor_);
+  }
   if (!page.ok() && page.status().code() == absl::StatusCode::kOutOfRange) {
     // The upstream cannot resume from our cursor. Start again from the
     // beginning: versions make every record we already have a no-op.
@@ -74,6 +78,13 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   result.has_more = page->has_more();
   std::vector<std::string> notes;  // logged after the commit, not before
   const std::string expected_cursor = cursor_;
+  if (result.has_more && options_.prefetch) {
+    // Fetch the next page while this one is written: the writer and the
+    // upstream work in parallel. It is used only if this page commits.
+    prefetch_cursor_ = next_cursor;
+    prefetch_ = std::async(std::launch::async,
+                           [this, cursor = next_cursor] { return FetchLocked(cursor); });
+  }
   absl::Status written = repository_.Write([&](WriteTransaction& tx) -> absl::Status {
     result.tally = PageTally{};
     notes.clear();
@@ -83,13 +94,17 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
                        "the sync cursor moved since this page was requested",
                        "SYNC_CURSOR_MOVED");
     }
+    // A page updates each investigation once per action and per version of
+    // it; buffering them makes that one read and one write per page.
+    WriteBehindTransaction buffered(tx);
     for (int i = 0; i < page->changes_size(); ++i) {
       const upstream::v1::Change& change = page->changes(i);
       SyncRecordResult applied;
       if (change.has_action()) {
-        AIR_ASSIGN_OR_RETURN(applied, SyncActionTx(tx, change.action(), options_.action_ttl));
+        AIR_ASSIGN_OR_RETURN(applied,
+                             SyncActionTx(buffered, change.action(), options_.action_ttl));
       } else if (change.has_investigation()) {
-        AIR_ASSIGN_OR_RETURN(applied, SyncInvestigationTx(tx, change.investigation()));
+        AIR_ASSIGN_OR_RETURN(applied, SyncInvestigationTx(buffered, change.investigation()));
       } else {
         applied = SyncRecordResult{SyncOutcome::kMalformed,
                                    absl::StrCat("change ", i, " after cursor \"",
@@ -109,10 +124,13 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
           break;
       }
     }
+    AIR_RETURN_IF_ERROR(buffered.Flush());
     return tx.SetSyncCursor(options_.cursor_name, next_cursor);
   });
   if (!written.ok()) {
     cursor_loaded_ = false;  // storage is the truth about where we are
+    if (prefetch_.valid()) prefetch_.wait();
+    prefetch_ = {};
     return written;
   }
   cursor_ = next_cursor;
@@ -121,6 +139,14 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   if (page->has_head_time()) head = ToAbslTime(page->head_time());
   monitor_.RecordSyncSuccess(result.tally, !result.has_more, head);
   return result;
+}
+
+absl::StatusOr<upstream::v1::ListChangesResponse> UpstreamSyncWorker::FetchLocked(
+    const std::string& cursor) {
+  upstream::v1::ListChangesRequest request;
+  request.set_cursor(cursor);
+  request.set_page_size(options_.page_size);
+  return client_.ListChanges(request, options_.rpc_timeout);
 }
 
 void UpstreamSyncWorker::Run() {
