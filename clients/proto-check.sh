@@ -48,6 +48,8 @@ elif ! git cat-file -e "$against:proto" 2>/dev/null; then
   echo "proto-check: $against has no proto/ directory: breaking check skipped"
 else
   echo "proto-check: buf breaking against $against"
-  "$buf" breaking --against ".git#ref=$against,subdir=proto"
+  # Today's buf.yaml for both sides: the old commit may have none, or other
+  # excludes, and an excluded directory must not read as deleted files.
+  "$buf" breaking --against ".git#ref=$against" --against-config buf.yaml
 fi
 echo "proto-check: OK"
