@@ -7,7 +7,12 @@
 //   - invalid UTF-8 in every kind of string field.
 // The server must stay up (a normal call succeeds after every phase) and its
 // RSS (/proc/<pid>/status VmRSS) must stay bounded.
-// Usage: air_hostile_test --aird=PATH [--long]   (or AIR_RELIABILITY_LONG=1)
+// Usage: air_hostile_test --aird=PATH [--long] [--only=12345]
+//          [--deadline_calls=unary|watch|both] [--deadline_ms=1] [--linger=S]
+// Known failure (issue 8 report, CTest air_hostile_deadline_leak, disabled):
+// after fat events (phase 3), 1 ms-deadline ListActions calls leave about
+// one response each in aird's RSS (gRPC 1.51 callback unary path):
+//   air_hostile_test --aird=... --only=34 --deadline_calls=unary
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
@@ -92,8 +97,10 @@ int Run(int argc, char** argv) {
     EXPECT_OR_FAIL(up, "server not answering after %s\n", name);
   };
 
+  const std::string only = Flag(argc, argv, "only", "12345");
+  auto want = [&](char phase) { return only.find(phase) != std::string::npos; };
   // 1. Oversized messages.
-  {
+  if (want('1')) {
     std::map<int, int> codes;
     auto stub = ActionService::NewStub(NewChannel(port));
     for (int i = 0; i < 5 * scale; ++i) {
@@ -117,7 +124,7 @@ int Run(int argc, char** argv) {
 
   // 2. Connections opened and dropped: raw TCP (some with half an HTTP/2
   // preface), then gRPC channels making one call each.
-  {
+  if (want('2')) {
     int tcp = 0;
     for (int i = 0; i < 2000 * scale; ++i) {
       int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -141,7 +148,7 @@ int Run(int argc, char** argv) {
 
   // 3. Streams opened and never read while events flow (the simulator
   // creates investigations; deciders approve).
-  {
+  if (want('3')) {
     const int n = 200 * (long_form ? 5 : 1);
     std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
     std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchActionsResponse>>> readers;
@@ -163,12 +170,16 @@ int Run(int argc, char** argv) {
       list.set_filter("state = STATE_PENDING");
       list.set_page_size(100);
       v1::ListActionsResponse page;
-      if (!stub->ListActions(&lctx, list, &page).ok()) break;
+      grpc::Status listed = stub->ListActions(&lctx, list, &page);
+      if (!listed.ok()) {
+        std::fprintf(stderr, "unread streams: ListActions: %s\n", listed.error_message().c_str());
+        break;
+      }
       for (const auto& a : page.actions()) {
         grpc::ClientContext ctx;
         v1::RejectActionRequest req;
         req.set_id(a.id());
-        req.set_comment(std::string(2000, 'c'));  // fat events
+        req.set_comment(std::string(1000, 'c'));  // fat events (limit 1024)
         v1::RejectActionResponse resp;
         decided += stub->RejectAction(&ctx, req, &resp).ok() ? 1 : 0;
       }
@@ -181,18 +192,20 @@ int Run(int argc, char** argv) {
   }
 
   // 4. 1 ms deadlines, unary and streaming, from several threads.
-  {
+  if (want('4')) {
     std::map<int, int> codes;
     std::mutex mu;
+    const int deadline_ms = std::stoi(Flag(argc, argv, "deadline_ms", "1"));
+    const std::string kind = Flag(argc, argv, "deadline_calls", "");  // unary|watch|both
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t) {
       threads.emplace_back([&, t] {
         auto stub = ActionService::NewStub(NewChannel(port));
         for (int i = 0; i < 500 * scale; ++i) {
           grpc::ClientContext ctx;
-          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1));
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
           grpc::Status s;
-          if ((i + t) % 3 == 0) {
+          if (kind == "watch" || ((kind.empty() || kind == "both") && (i + t) % 3 == 0)) {
             v1::WatchActionsRequest req;
             req.set_initial_snapshot(true);
             auto reader = stub->WatchActions(&ctx, req);
@@ -220,7 +233,7 @@ int Run(int argc, char** argv) {
   }
 
   // 5. Invalid UTF-8 in string fields.
-  {
+  if (want('5')) {
     std::map<int, int> codes;
     auto stub = ActionService::NewStub(NewChannel(port));
     const std::vector<std::string> bad = {"\xff", "act-\xc3\x28", "\xed\xa0\x80",
@@ -263,13 +276,23 @@ int Run(int argc, char** argv) {
       }
     }
     for (const auto& [code, n] : codes) {
+      // INVALID_ARGUMENT from aird's validation; UNIMPLEMENTED is what gRPC
+      // 1.51's callback server answers when protobuf refuses to parse a
+      // proto3 string that is not UTF-8 (reported in issue 8).
       EXPECT_OR_FAIL(code == grpc::StatusCode::INVALID_ARGUMENT ||
-                         code == grpc::StatusCode::NOT_FOUND || code == grpc::StatusCode::INTERNAL,
+                         code == grpc::StatusCode::NOT_FOUND ||
+                         code == grpc::StatusCode::UNIMPLEMENTED,
                      "invalid UTF-8: %d calls ended with code %d\n", n, code);
     }
     phase_done(absl::StrCat("invalid UTF-8:", Codes(codes)).c_str());
   }
 
+  // --linger=N: watch the idle server for N seconds (diagnostics).
+  for (int i = 0; i < std::stoi(Flag(argc, argv, "linger", "0")); ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::printf("  idle %ds: rss=%ld KiB\n", i + 1, RssKiB(process.pid()));
+    std::fflush(stdout);
+  }
   const long rss_end = RssKiB(process.pid());
   // Bounded: the peak stays within a fixed budget over the start.
   const long budget_kib = 512 * 1024;
