@@ -526,8 +526,9 @@ absl::Status SqliteRepository::Impl::Open() {
     return fail(mode.status().code() == absl::StatusCode::kDataLoss
                     ? absl::StatusCode::kFailedPrecondition
                     : mode.status().code(),
-                absl::StrCat(mode.status().message(),
-                             " (is this an aird database?)"));
+                mode.status().code() == absl::StatusCode::kDataLoss
+                    ? absl::StrCat(mode.status().message(), " (is this an aird database?)")
+                    : std::string(mode.status().message()));
   }
   if (*mode != "wal") {
     return fail(absl::StatusCode::kFailedPrecondition,
