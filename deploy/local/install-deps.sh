@@ -10,7 +10,12 @@ packages=(
   libspdlog-dev
   # google/rpc/{status,error_details}.proto, compiled with our own protos.
   golang-github-gogo-googleapis-dev
+  # Client end-to-end tests: Debian's grpcio for the Python client.
+  python3-grpcio python3-venv python3-pip openssl
 )
+# Node (Node client, buf, browser tests): Debian's only if none is installed,
+# since a NodeSource nodejs already ships npm and conflicts with Debian's.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 if [ -n "${AIR_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$AIR_EXTRA_PACKAGES"
   packages+=("${extra[@]}")
