@@ -152,7 +152,8 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
       SyncRecordResult applied;
       if (change.has_action()) {
         AIR_ASSIGN_OR_RETURN(applied,
-                             SyncActionTx(buffered, change.action(), options_.action_ttl));
+                             SyncActionTx(buffered, change.action(), options_.action_ttl,
+                                          options_.policy));
       } else if (change.has_investigation()) {
         AIR_ASSIGN_OR_RETURN(applied, SyncInvestigationTx(buffered, change.investigation()));
       } else {

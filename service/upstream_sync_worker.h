@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "domain/backoff.h"
 #include "domain/lifecycle.h"
+#include "domain/policy.h"
 #include "service/sync_monitor.h"
 #include "service/upstream_client.h"
 #include "service/wakeable_sleep.h"
@@ -54,6 +55,8 @@ struct UpstreamSyncOptions {
   BackoffPolicy backoff;
   // Time to live of synced actions whose record has no expire_time.
   absl::Duration action_ttl = kDefaultActionTtl;
+  // Two-person and automation rules for new actions (not owned; null: none).
+  const DecisionPolicy* policy = nullptr;
   // While a page is written, fetch the next one (when the upstream said
   // more are waiting). Doubles the upstream's concurrent calls (to 2).
   bool prefetch = true;
