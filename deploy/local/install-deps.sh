@@ -8,9 +8,16 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev
+  # Prometheus metrics endpoint (prometheus-cpp 1.0, civetweb).
+  prometheus-cpp-dev
   # google/rpc/{status,error_details}.proto, compiled with our own protos.
   golang-github-gogo-googleapis-dev
 )
+# The tests of deploy/ (systemd-analyze verify, the manifests' YAML), unless
+# only building (AIR_DEPS=build, as the Dockerfile's build stage does).
+if [ "${AIR_DEPS:-all}" != "build" ]; then
+  packages+=(systemd python3 python3-yaml)
+fi
 if [ -n "${AIR_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$AIR_EXTRA_PACKAGES"
   packages+=("${extra[@]}")
