@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "air/v1/action.pb.h"
 #include "air/v1/sync_service.pb.h"
 #include "domain/lifecycle.h"
