@@ -24,6 +24,7 @@
 #ifndef AIR_SERVICE_UPSTREAM_SYNC_WORKER_H_
 #define AIR_SERVICE_UPSTREAM_SYNC_WORKER_H_
 
+#include <future>
 #include <string>
 #include <thread>
 
@@ -53,6 +54,9 @@ struct UpstreamSyncOptions {
   BackoffPolicy backoff;
   // Time to live of synced actions whose record has no expire_time.
   absl::Duration action_ttl = kDefaultActionTtl;
+  // While a page is written, fetch the next one (when the upstream said
+  // more are waiting). Doubles the upstream's concurrent calls (to 2).
+  bool prefetch = true;
 };
 
 // What one SyncOnce() did.
@@ -81,6 +85,9 @@ class UpstreamSyncWorker {
 
  private:
   void Run();
+  // One ListChanges call. Touches no member state but the options and the
+  // client, so the prefetch may run it on another thread.
+  absl::StatusOr<upstream::v1::ListChangesResponse> FetchLocked(const std::string& cursor);
 
   Repository& repository_;
   UpstreamClient& client_;
@@ -93,6 +100,10 @@ class UpstreamSyncWorker {
   absl::Mutex step_mu_;
   std::string cursor_ ABSL_GUARDED_BY(step_mu_);
   bool cursor_loaded_ ABSL_GUARDED_BY(step_mu_) = false;
+  // The next page, being fetched for `prefetch_cursor_`.
+  std::future<absl::StatusOr<upstream::v1::ListChangesResponse>> prefetch_
+      ABSL_GUARDED_BY(step_mu_);
+  std::string prefetch_cursor_ ABSL_GUARDED_BY(step_mu_);
 };
 
 struct DecisionDeliveryOptions {
