@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "air/v1/operations_service.grpc.pb.h"
 #include "clients/cpp/air_client.h"
+#include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/auth.h"
 #include "service/housekeeping.h"
@@ -219,7 +220,8 @@ TEST_F(MetricsTest, UnknownMethodsDoNotGrowTheLabelSet) {
   grpc::GenericStub stub(channel_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::ByteBuffer request, response;
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
   grpc::Status status;
   absl::Notification done;
   stub.UnaryCall(&context, "/evil.Service/Method123", grpc::StubOptions(), &request, &response,
@@ -405,6 +407,7 @@ class BackupTest : public ServerFixture {
         workers_.emplace_back([this, channel, t, threads] {
           auto stub = v1::ActionService::NewStub(channel);
           for (int n = t; n < kInvestigations * kActionsEach && !stop_; n += threads) {
+            if (n == 0) continue;  // act-0-0 is decided before the load
             const std::string id = absl::StrCat("act-", n / kActionsEach, "-", n % kActionsEach);
             grpc::Status status;
             if (n % 3 == 0) {
