@@ -256,14 +256,23 @@ absl::Status ValidateLogLevel(absl::string_view level, absl::string_view field) 
                       "INVALID_CONFIG");
 }
 
+namespace {
+
+// Two listen addresses that would collide (port 0 picks a free port: never).
+bool SameAddress(const std::string& a, const std::string& b) {
+  return !a.empty() && a == b && !absl::EndsWith(a, ":0");
+}
+
+}  // namespace
+
 absl::Status ValidateServerOptions(const ServerOptions& options) {
-  if (!options.metrics_listen.empty() && options.metrics_listen == options.listen_address) {
+  if (SameAddress(options.metrics_listen, options.listen_address)) {
     return InvalidField("metrics_listen", "must differ from listen", "INVALID_CONFIG");
   }
-  if (!options.health_listen.empty() && options.health_listen == options.listen_address) {
+  if (SameAddress(options.health_listen, options.listen_address)) {
     return InvalidField("health_listen", "must differ from listen", "INVALID_CONFIG");
   }
-  if (!options.health_listen.empty() && options.health_listen == options.metrics_listen) {
+  if (SameAddress(options.health_listen, options.metrics_listen)) {
     return InvalidField("health_listen", "must differ from metrics_listen", "INVALID_CONFIG");
   }
   return absl::OkStatus();

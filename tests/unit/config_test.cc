@@ -211,6 +211,9 @@ TEST(Config, CrossFieldChecks) {
   EXPECT_EQ(BadRequestField(ValidateServerOptions(options)), "health_listen");
   options.health_listen = "127.0.0.1:7001";
   EXPECT_TRUE((ValidateServerOptions(options)).ok());
+  // Port 0 picks a free port for each: no collision.
+  options.listen_address = options.metrics_listen = options.health_listen = "127.0.0.1:0";
+  EXPECT_TRUE((ValidateServerOptions(options)).ok());
   // A unix socket is a valid gRPC listen address.
   TempDir dir;
   ServerOptions unix_socket;
