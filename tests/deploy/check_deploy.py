@@ -112,7 +112,7 @@ def aird_command_lines(source):
         for line in block.splitlines():
             words = line.split()
             for i, w in enumerate(words):
-                if re.search(r"(^|/)aird$", w):
+                if not w.startswith("-") and re.search(r"(^|/)aird$", w):
                     for a in words[i + 1:]:
                         flag = a.strip("[]")
                         if flag.startswith("--"):
