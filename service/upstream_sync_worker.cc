@@ -75,7 +75,7 @@ PagePlan PlanPage(const upstream::v1::ListChangesResponse& page) {
 UpstreamSyncWorker::UpstreamSyncWorker(Repository& repository, UpstreamClient& client,
                                        SyncMonitor& monitor, UpstreamSyncOptions options)
     : repository_(repository), client_(client), monitor_(monitor),
-      options_(std::move(options)) {}
+      options_(std::move(options)), page_size_(options_.page_size) {}
 
 UpstreamSyncWorker::~UpstreamSyncWorker() { Stop(); }
 
@@ -100,7 +100,13 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   } else {
     if (prefetch_.valid()) prefetch_.wait();  // stale: nobody uses it
     prefetch_ = {};
-    page = FetchLocked(cursor_);
+    page = Fetch(cursor_, page_size_);
+  }
+  if (!page.ok() && page.status().code() == absl::StatusCode::kResourceExhausted) {
+    // A reply too large for the channel, or a throttling upstream: ask for
+    // less until it passes (down to one change); successes grow it back.
+    page_size_ = page_size_ <= 0 ? 256 : std::max(1, page_size_ / 2);
+    return page.status();
   }
   if (!page.ok() && page.status().code() == absl::StatusCode::kOutOfRange) {
     // The upstream cannot resume from our cursor. Start again from the
@@ -117,6 +123,10 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     return result;
   }
   if (!page.ok()) return page.status();
+  if (page_size_ != options_.page_size) {
+    page_size_ = options_.page_size <= 0 ? options_.page_size
+                                         : std::min(options_.page_size, page_size_ * 2);
+  }
 
   // An upstream that returns no cursor has nothing new: keep ours.
   const std::string next_cursor =
@@ -131,8 +141,10 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     // Fetch the next page while this one is written: the writer and the
     // upstream work in parallel. It is used only if this page commits.
     prefetch_cursor_ = next_cursor;
-    prefetch_ = std::async(std::launch::async,
-                           [this, cursor = next_cursor] { return FetchLocked(cursor); });
+    prefetch_ = std::async(std::launch::async, [this, cursor = next_cursor,
+                                                size = page_size_] {
+      return Fetch(cursor, size);
+    });
   }
   absl::Status written = repository_.Write([&](WriteTransaction& tx) -> absl::Status {
     result.tally = PageTally{};
@@ -152,7 +164,8 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
       SyncRecordResult applied;
       if (change.has_action()) {
         AIR_ASSIGN_OR_RETURN(applied,
-                             SyncActionTx(buffered, change.action(), options_.action_ttl));
+                             SyncActionTx(buffered, change.action(), options_.action_ttl,
+                                          options_.policy));
       } else if (change.has_investigation()) {
         AIR_ASSIGN_OR_RETURN(applied, SyncInvestigationTx(buffered, change.investigation()));
       } else {
@@ -191,11 +204,11 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   return result;
 }
 
-absl::StatusOr<upstream::v1::ListChangesResponse> UpstreamSyncWorker::FetchLocked(
-    const std::string& cursor) {
+absl::StatusOr<upstream::v1::ListChangesResponse> UpstreamSyncWorker::Fetch(
+    const std::string& cursor, int page_size) {
   upstream::v1::ListChangesRequest request;
   request.set_cursor(cursor);
-  request.set_page_size(options_.page_size);
+  request.set_page_size(page_size);
   return client_.ListChanges(request, options_.rpc_timeout);
 }
 

@@ -12,6 +12,7 @@
 #include "domain/upstream_sync.h"
 #include "service/action_commands.h"
 #include "service/upstream_commands.h"
+#include "service/upstream_sync_worker.h"
 #include "sim/upstream_simulator.h"
 #include "storage/sqlite_repository.h"
 #include "storage/sqlite_schema.h"
@@ -345,6 +346,79 @@ TEST_F(SyncStorageTest, OnlyDecisionsOnUpstreamActionsAreQueuedOnce) {
   EXPECT_EQ(rows->front().action_id, "up-1");
   EXPECT_EQ(rows->front().decision.outcome(), v1::Decision::OUTCOME_REJECTED);
   EXPECT_EQ(rows->front().upstream_version, 1);
+}
+
+// ---- The sync worker against a fake upstream --------------------------------
+
+// Refuses pages larger than `max_page` with RESOURCE_EXHAUSTED (a reply too
+// large for the channel, or a vendor's 429), and otherwise serves one new
+// investigation per call.
+class ThrottlingUpstream final : public UpstreamClient {
+ public:
+  explicit ThrottlingUpstream(int max_page) : max_page_(max_page) {}
+  absl::StatusOr<upstream::v1::ListChangesResponse> ListChanges(
+      const upstream::v1::ListChangesRequest& request, absl::Duration) override {
+    asked.push_back(request.page_size());
+    cursors.push_back(request.cursor());
+    if (request.page_size() > max_page_) return absl::ResourceExhaustedError("too large");
+    if (forget_cursors && !request.cursor().empty()) {
+      forget_cursors = false;  // like an upstream that lost its change log once
+      return absl::OutOfRangeError("cannot resume from that cursor");
+    }
+    upstream::v1::ListChangesResponse page;
+    upstream::v1::Investigation* inv = page.add_changes()->mutable_investigation();
+    inv->set_id(absl::StrCat("inv-", ++served_));
+    inv->set_version(1);
+    inv->set_state(Investigation::STATE_RUNNING);
+    page.set_next_cursor(absl::StrCat("c", served_));
+    return page;
+  }
+  absl::StatusOr<upstream::v1::SubmitDecisionResponse> SubmitDecision(
+      const upstream::v1::SubmitDecisionRequest&, absl::Duration) override {
+    return absl::UnimplementedError("not used");
+  }
+  std::vector<int> asked;
+  std::vector<std::string> cursors;
+  bool forget_cursors = false;
+
+ private:
+  const int max_page_;
+  int served_ = 0;
+};
+
+TEST_F(SyncStorageTest, TheSyncWorkerShrinksPagesTheUpstreamCannotSend) {
+  ThrottlingUpstream upstream(/*max_page=*/2);
+  SyncMonitor monitor("fake", absl::Hours(1), &clock_);
+  UpstreamSyncOptions options;
+  options.page_size = 8;
+  options.prefetch = false;
+  UpstreamSyncWorker worker(*repo_, upstream, monitor, options);
+  EXPECT_THAT(worker.SyncOnce(), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(worker.SyncOnce(), StatusIs(absl::StatusCode::kResourceExhausted));
+  absl::StatusOr<SyncPageResult> page = worker.SyncOnce();
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->tally.applied, 1);
+  ASSERT_TRUE(worker.SyncOnce().status().code() == absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(upstream.asked, (std::vector<int>{8, 4, 2, 4}));  // grows back after a success
+  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "c1");  // the cursor of the committed page
+  EXPECT_TRUE(repo_->GetInvestigation("inv-1").ok());
+}
+
+TEST_F(SyncStorageTest, AnUpstreamThatCannotResumeMakesTheWorkerStartOver) {
+  ThrottlingUpstream upstream(/*max_page=*/100);
+  SyncMonitor monitor("fake", absl::Hours(1), &clock_);
+  UpstreamSyncOptions options;
+  options.page_size = 10;
+  options.prefetch = false;
+  UpstreamSyncWorker worker(*repo_, upstream, monitor, options);
+  ASSERT_TRUE(worker.SyncOnce().ok());
+  upstream.forget_cursors = true;
+  absl::StatusOr<SyncPageResult> reset = worker.SyncOnce();
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  EXPECT_TRUE(reset->has_more);  // go again at once, from the beginning
+  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "");
+  ASSERT_TRUE(worker.SyncOnce().ok());
+  EXPECT_EQ(upstream.cursors, (std::vector<std::string>{"", "c1", ""}));
 }
 
 // ---- The simulator's contract ----------------------------------------------

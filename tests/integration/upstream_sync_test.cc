@@ -6,6 +6,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "air/v1/action_service.grpc.pb.h"
 #include "air/v1/sync_service.grpc.pb.h"
+#include "service/auth.h"
 #include "service/server.h"
 #include "service/sync_monitor.h"
 #include "sim/sim_server.h"
@@ -82,6 +84,8 @@ class UpstreamSyncTest : public ::testing::Test {
     options.db_path = dir_.File("air.db");
     options.housekeeping_interval = absl::ZeroDuration();
     options.clock = &clock_;
+    options.tokens_file = tokens_file_;
+    options.policy = policy_;
     UpstreamOptions& up = options.upstream;
     up.target = absl::StrCat("127.0.0.1:", sim_server_->port());
     up.outage_threshold = absl::Minutes(1);
@@ -291,6 +295,8 @@ class UpstreamSyncTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string tokens_file_;  // empty: no authentication
+  DecisionPolicy policy_;    // default: no automation
   ManualClock clock_;
   std::unique_ptr<sim::UpstreamSimulator> sim_;
   std::unique_ptr<sim::SimServer> sim_server_;
@@ -530,6 +536,40 @@ TEST_F(UpstreamSyncTest, HealthIsNotServingAfterTheConfiguredOutage) {
   ASSERT_TRUE(WaitFor([&] { return Health(kSyncHealthService) == 1; }));
   EXPECT_EQ(Status().state(), v1::SyncStatus::STATE_HEALTHY);
   EXPECT_EQ(Status().last_error(), "");
+}
+
+TEST_F(UpstreamSyncTest, AutomationApprovesSyncedActionsAndTheApprovalGoesUpstream) {
+  config::v1::PolicyConfig config;
+  config.set_automation_level(config::v1::AUTOMATION_LEVEL_FULL);
+  absl::StatusOr<DecisionPolicy> policy = DecisionPolicy::FromConfig(config);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  policy_ = *policy;
+  StartAird();
+  sim_->CreateInvestigation(sim::Playbook::kMalware, 1);  // a malicious verdict
+  ASSERT_TRUE(WaitFor([&] { return AllActionsSynced(); }));
+  RunApprovedAndConverge();
+  const std::map<std::string, int> decisions = sim_->DecisionsPerAction();
+  for (const upstream::v1::Action& a : sim_->Actions()) {
+    EXPECT_EQ(repo().GetAction(a.id())->decision().source(), v1::Decision::SOURCE_POLICY);
+    EXPECT_TRUE(a.state() == Action::STATE_COMPLETED || a.state() == Action::STATE_FAILED)
+        << Action::State_Name(a.state());
+    EXPECT_EQ(decisions.at(a.id()), 1);
+  }
+}
+
+TEST_F(UpstreamSyncTest, SyncStatusNeedsAReader) {
+  tokens_file_ = dir_.File("tokens");
+  std::ofstream(tokens_file_) << "token sha256:" << Sha256Hex("viewer-token-1") << " vic viewer\n";
+  StartAird();
+  v1::GetSyncStatusResponse response;
+  grpc::Status anonymous =
+      sync_->GetSyncStatus(Context().get(), v1::GetSyncStatusRequest(), &response);
+  EXPECT_EQ(anonymous.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  auto context = Context();
+  context->AddMetadata("authorization", "Bearer viewer-token-1");
+  grpc::Status reader = sync_->GetSyncStatus(context.get(), v1::GetSyncStatusRequest(), &response);
+  EXPECT_TRUE(reader.ok()) << reader.error_message();
+  EXPECT_EQ(response.status().upstream(), absl::StrCat("127.0.0.1:", sim_server_->port()));
 }
 
 // ---- The in-process simulator (aird --upstream=sim) -------------------------
