@@ -365,6 +365,27 @@ TEST_F(AuthenticatedOpsTest, BackupNeedsTheAdminRole) {
   AIR_ASSERT_OK(info);
   EXPECT_EQ(static_cast<int64_t>(file.str().size()), info->size_bytes());
   EXPECT_TRUE(absl::StartsWith(file.str(), "SQLite format 3"));
+
+  // The real airctl: refused for an approver (exit 1, file untouched), then
+  // written for an admin.
+  const std::string to = dir_.File("airctl-backup.db");
+  const std::string airctl = absl::StrCat(AIRCTL_PATH, " --server=127.0.0.1:", server_->port());
+  EXPECT_NE(std::system(absl::StrCat(airctl, " --token=", kApproverToken, " backup --to=", to,
+                                     " > /dev/null 2> ", dir_.File("airctl.err"))
+                            .c_str()),
+            0);
+  EXPECT_FALSE(std::filesystem::exists(to));
+  EXPECT_FALSE(std::filesystem::exists(to + ".partial"));
+  ASSERT_EQ(std::system(absl::StrCat(airctl, " --token=", kAdminToken, " -o json backup --to=",
+                                     to, " > ", dir_.File("airctl.out"))
+                            .c_str()),
+            0);
+  std::ifstream out(dir_.File("airctl.out"));
+  std::string json((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  v1::BackupInfo printed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &printed).ok()) << json;
+  EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(to)), printed.size_bytes());
+  EXPECT_EQ(printed.event_sequence(), info->event_sequence());
 }
 
 // ---------------------------------------------------------------------------
