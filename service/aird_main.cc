@@ -14,7 +14,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/config.h"
+#include "service/logging.h"
 #include "service/server.h"
+#include "storage/sqlite_backup.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -69,6 +71,23 @@ ABSL_FLAG(double, sim_failure_rate, 0.1,
 ABSL_FLAG(uint64_t, sim_seed, 1, "with --upstream=sim: random seed of the story");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (for scripts and tests)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics over HTTP (GET /metrics) on HOST:PORT, e.g. "
+          "127.0.0.1:9464; empty: no metrics endpoint");
+ABSL_FLAG(std::string, health_listen, "",
+          "also serve grpc.health.v1.Health alone, in plaintext, on HOST:PORT (for "
+          "Kubernetes gRPC probes, which cannot use TLS); empty: none");
+ABSL_FLAG(std::string, log_format, "auto",
+          "text, json (one JSON object per line) or auto (text on a terminal, else json)");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
+ABSL_FLAG(int, max_receive_message_bytes, 1 << 20, "largest request message accepted, in bytes");
+ABSL_FLAG(int, max_snapshot_actions, 100000,
+          "most pending actions sent in a WatchActions initial snapshot");
+ABSL_FLAG(absl::Duration, default_heartbeat, absl::Seconds(30),
+          "bookmark interval of an idle watch that does not ask for one");
+ABSL_FLAG(std::string, backup, "",
+          "make a consistent online backup of --db to this file (SQLite backup API; "
+          "safe while another aird serves the database), print a summary, and exit");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -86,6 +105,7 @@ int main(int argc, char** argv) {
     absl::Status status;
     absl::StatusOr<air::config::v1::ServerConfig> config = air::LoadConfigFile(check);
     status = config.ok() ? air::ApplyConfig(*config, options) : config.status();
+    if (status.ok()) status = air::ValidateServerOptions(options);
     if (!status.ok()) {
       std::fprintf(stderr, "%s: invalid: %s\n", check.c_str(),
                    std::string(status.message()).c_str());
@@ -103,6 +123,17 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Log in the format the command line asks for until the config is read.
+  {
+    absl::StatusOr<air::LogFormat> format = air::ResolveLogFormat(absl::GetFlag(FLAGS_log_format));
+    absl::Status status = format.ok() ? air::ConfigureLogging(*format, absl::GetFlag(FLAGS_log_level))
+                                      : format.status();
+    if (!status.ok()) {
+      std::fprintf(stderr, "aird: %s\n", std::string(status.message()).c_str());
+      return 2;
+    }
+  }
 
   // Defaults, then the config file, then flags given on the command line.
   air::ServerOptions options;
@@ -147,24 +178,97 @@ int main(int argc, char** argv) {
     options.tls.require_client_cert = absl::GetFlag(FLAGS_require_client_cert);
   }
   if (given("allow_insecure")) options.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
+  if (given("shutdown_grace")) options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
-  options.upstream.target = absl::GetFlag(FLAGS_upstream);
-  options.upstream.outage_threshold = absl::GetFlag(FLAGS_upstream_outage);
-  options.upstream.sync.poll_interval = absl::GetFlag(FLAGS_upstream_poll_interval);
-  options.upstream.sync.page_size = absl::GetFlag(FLAGS_upstream_page_size);
-  options.upstream.sync.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  if (given("upstream")) options.upstream.target = absl::GetFlag(FLAGS_upstream);
+  if (given("upstream_outage")) {
+    options.upstream.outage_threshold = absl::GetFlag(FLAGS_upstream_outage);
+  }
+  if (given("upstream_poll_interval")) {
+    options.upstream.sync.poll_interval = absl::GetFlag(FLAGS_upstream_poll_interval);
+  }
+  if (given("upstream_page_size")) {
+    options.upstream.sync.page_size = absl::GetFlag(FLAGS_upstream_page_size);
+  }
+  if (given("upstream_timeout")) {
+    options.upstream.sync.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+    options.upstream.delivery.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  }
   options.upstream.sync.action_ttl = options.action_ttl;
-  options.upstream.delivery.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
-  options.upstream.simulator.arrival_rate = absl::GetFlag(FLAGS_sim_arrival_rate);
-  options.upstream.simulator.failure_rate = absl::GetFlag(FLAGS_sim_failure_rate);
-  options.upstream.simulator.seed = absl::GetFlag(FLAGS_sim_seed);
+  if (given("sim_arrival_rate")) {
+    options.upstream.simulator.arrival_rate = absl::GetFlag(FLAGS_sim_arrival_rate);
+  }
+  if (given("sim_failure_rate")) {
+    options.upstream.simulator.failure_rate = absl::GetFlag(FLAGS_sim_failure_rate);
+  }
+  if (given("sim_seed")) options.upstream.simulator.seed = absl::GetFlag(FLAGS_sim_seed);
+
+  if (given("metrics_listen")) options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (given("health_listen")) options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  if (given("log_format")) options.log_format = absl::GetFlag(FLAGS_log_format);
+  if (given("log_level")) options.log_level = absl::GetFlag(FLAGS_log_level);
+  if (given("max_receive_message_bytes")) {
+    options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  }
+  if (given("max_snapshot_actions")) {
+    options.watch_limits.max_snapshot_actions = absl::GetFlag(FLAGS_max_snapshot_actions);
+  }
+  if (given("default_heartbeat")) {
+    options.watch_limits.default_heartbeat = absl::GetFlag(FLAGS_default_heartbeat);
+  }
+
+  // The same checks as the config file's, for values given as flags.
+  {
+    absl::Status status = air::ValidateServerOptions(options);
+    if (status.ok() && !options.metrics_listen.empty()) {
+      status = air::ValidateListenAddress(options.metrics_listen, "metrics_listen");
+    }
+    if (status.ok() && !options.health_listen.empty()) {
+      status = air::ValidateListenAddress(options.health_listen, "health_listen");
+    }
+    if (status.ok()) status = air::ValidateLogFormat(options.log_format, "log_format");
+    if (status.ok()) status = air::ValidateLogLevel(options.log_level, "log_level");
+    if (!status.ok()) {
+      spdlog::critical("aird cannot start: {}", std::string(status.message()));
+      return 1;
+    }
+    // The config file may have chosen another format or level.
+    absl::StatusOr<air::LogFormat> format = air::ResolveLogFormat(options.log_format);
+    if (format.ok()) (void)air::ConfigureLogging(*format, options.log_level);
+  }
+
+  if (const std::string backup = absl::GetFlag(FLAGS_backup); !backup.empty()) {
+    absl::StatusOr<air::BackupResult> result =
+        air::BackupSqliteDatabase(options.db_path, backup);
+    if (!result.ok()) {
+      air::LogEvent(spdlog::level::err, "backup", "backup failed",
+                    {{"database", options.db_path}, {"to", backup},
+                     {"error", std::string(result.status().message())}});
+      return 1;
+    }
+    air::LogEvent(spdlog::level::info, "backup", "backup written",
+                  {{"database", options.db_path}, {"to", backup}});
+    std::printf(
+        "{\"backup\": %s, \"size_bytes\": %lld, \"schema_version\": %lld, "
+        "\"event_sequence\": %lld, \"actions\": %lld, \"duration_ms\": %lld}\n",
+        air::JsonQuote(backup).c_str(), static_cast<long long>(result->size_bytes),
+        static_cast<long long>(result->schema_version),
+        static_cast<long long>(result->event_head), static_cast<long long>(result->actions),
+        static_cast<long long>(absl::ToInt64Milliseconds(result->duration)));
+    return 0;
+  }
 
   absl::StatusOr<std::unique_ptr<air::AirServer>> server = air::AirServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("aird cannot start: {}", std::string(server.status().message()));
     return 1;
   }
-  spdlog::info("aird serving on port {} (database {})", (*server)->port(), options.db_path);
+  air::LogEvent(spdlog::level::info, "aird", "aird serving",
+                {{"listen", options.listen_address},
+                 {"port", std::to_string((*server)->port())},
+                 {"database", options.db_path},
+                 {"metrics_port", std::to_string((*server)->metrics_port())},
+                 {"health_port", std::to_string((*server)->health_port())}});
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {
@@ -186,7 +290,7 @@ int main(int argc, char** argv) {
     }
   }
   spdlog::info("received {}; shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  (*server)->Shutdown(options.shutdown_grace);
   spdlog::info("aird stopped");
   return 0;
 }

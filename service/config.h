@@ -20,6 +20,17 @@ absl::StatusOr<config::v1::ServerConfig> LoadConfigFile(const std::string& path)
 // defaults). INVALID_ARGUMENT naming the bad field.
 absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& options);
 
+// Checks that hold across settings, after the config file and the flags are
+// both applied (e.g. the metrics port differs from the gRPC port).
+// INVALID_ARGUMENT naming the field.
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+// Field checks shared by the config file and the flags; `field` names the
+// setting in the error.
+absl::Status ValidateListenAddress(absl::string_view address, absl::string_view field);
+absl::Status ValidateLogFormat(absl::string_view format, absl::string_view field);
+absl::Status ValidateLogLevel(absl::string_view level, absl::string_view field);
+
 }  // namespace air
 
 #endif  // AIR_SERVICE_CONFIG_H_

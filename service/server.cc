@@ -14,9 +14,12 @@
 #include "domain/status_macros.h"
 #include "service/api_services.h"
 #include "service/auth.h"
+#include "service/decision_log.h"
 #include "service/demo_data.h"
 #include "service/event_hub.h"
 #include "service/housekeeping.h"
+#include "service/metrics.h"
+#include "service/operations_service.h"
 #include "service/upstream_link.h"
 #include "spdlog/spdlog.h"
 #include "storage/sqlite_repository.h"
@@ -76,13 +79,20 @@ struct AirServer::Parts {
   std::unique_ptr<AccessControl> access;
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
   std::unique_ptr<ActionServiceImpl> action_service;
+  std::unique_ptr<OperationsServiceImpl> operations_service;
   std::unique_ptr<ExpirySweeper> sweeper;
   std::unique_ptr<EventRetention> retention;
   // Declared after the repository: its workers stop before the repository.
   std::unique_ptr<UpstreamLink> upstream;
   std::unique_ptr<PeriodicTask> housekeeping;
+  std::unique_ptr<ServerMetrics> metrics;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  // The plaintext health-only listener (null without health_listen).
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  // Declared last: stops serving scrapes before anything they read goes.
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
 
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -135,10 +145,15 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
                        UpstreamLink::Create(upstream_options, *parts->repository, options.clock,
                                             parts->access.get()));
   UpstreamLink* upstream = parts->upstream.get();
+  parts->metrics = std::make_unique<ServerMetrics>(MetricsSources{
+      parts->repository.get(), hub, &parts->upstream->monitor(), options.clock});
+  ServerMetrics* metrics = parts->metrics.get();
   parts->repository->SetCommitObserver(
-      [hub, upstream](std::vector<v1::Event>& events) {
+      [hub, upstream, metrics](std::vector<v1::Event>& events) {
         upstream->OnCommit(events);
-        hub->Publish(std::move(events));
+        metrics->OnCommit(events);
+        LogCommittedDecisions(events);
+        hub->Publish(std::move(events));  // last: it takes the events
       });
 
   if (options.demo) {
@@ -154,6 +169,8 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
       std::make_unique<InvestigationServiceImpl>(*parts->repository, *parts->access);
   parts->action_service = std::make_unique<ActionServiceImpl>(
       *parts->repository, *parts->hub, *parts->access, options.watch_limits);
+  parts->operations_service =
+      std::make_unique<OperationsServiceImpl>(options.db_path, *parts->access);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -162,6 +179,13 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   builder.RegisterService(parts->investigation_service.get());
   builder.RegisterService(parts->action_service.get());
   builder.RegisterService(parts->upstream->sync_service());
+  builder.RegisterService(parts->operations_service.get());
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(parts->metrics->NewInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
@@ -177,6 +201,30 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address,
                      " (address in use or not local?)"));
+  }
+
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
+                                    &parts->health_port);
+    parts->health_server = health_builder.BuildAndStart();
+    if (parts->health_server == nullptr || parts->health_port == 0) {
+      parts->server->Shutdown();
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", options.health_listen, " (health_listen: address in use?)"));
+    }
+  }
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+        MetricsEndpoint::Start(options.metrics_listen, *parts->metrics);
+    if (!endpoint.ok()) {
+      parts->server->Shutdown();
+      if (parts->health_server) parts->health_server->Shutdown();
+      return endpoint.status();
+    }
+    parts->metrics_endpoint = *std::move(endpoint);
+    spdlog::info("metrics on http://{}/metrics (port {})", options.metrics_listen,
+                 parts->metrics_endpoint->port());
   }
 
   if (options.housekeeping_interval > absl::ZeroDuration()) {
@@ -195,8 +243,11 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
         });
   }
   grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
-  parts->upstream->Start([health](bool serving) {
+  grpc::HealthCheckServiceInterface* probe_health =
+      parts->health_server ? parts->health_server->GetHealthCheckService() : nullptr;
+  parts->upstream->Start([health, probe_health](bool serving) {
     health->SetServingStatus(kSyncHealthService, serving);
+    if (probe_health != nullptr) probe_health->SetServingStatus(kSyncHealthService, serving);
   });
   return std::unique_ptr<AirServer>(new AirServer(std::move(parts)));
 }
@@ -206,6 +257,11 @@ AirServer::AirServer(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 AirServer::~AirServer() { Shutdown(absl::Seconds(1)); }
 
 int AirServer::port() const { return parts_->port; }
+int AirServer::health_port() const { return parts_->health_port; }
+int AirServer::metrics_port() const {
+  return parts_->metrics_endpoint ? parts_->metrics_endpoint->port() : 0;
+}
+ServerMetrics& AirServer::metrics() { return *parts_->metrics; }
 
 void AirServer::Shutdown(absl::Duration grace) {
   {
@@ -216,12 +272,18 @@ void AirServer::Shutdown(absl::Duration grace) {
   parts_->housekeeping.reset();
   parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();
+  if (parts_->health_server) parts_->health_server->GetHealthCheckService()->Shutdown();
   // Streams end with UNAVAILABLE first, so clients resume elsewhere; unary
   // calls in flight get `grace` to finish.
   parts_->hub->Shutdown();
   parts_->server->Shutdown(std::chrono::system_clock::now() +
                            absl::ToChronoMilliseconds(grace));
   parts_->server->Wait();
+  if (parts_->health_server) {
+    parts_->health_server->Shutdown(std::chrono::system_clock::now());
+    parts_->health_server->Wait();
+  }
+  parts_->metrics_endpoint.reset();
 }
 
 void AirServer::Wait() { parts_->server->Wait(); }

@@ -22,6 +22,7 @@ class Repository;
 class EventHub;
 class ExpirySweeper;
 class EventRetention;
+class ServerMetrics;
 
 // True for 127.0.0.0/8, ::1 and localhost listen addresses.
 bool IsLoopbackAddress(const std::string& listen_address);
@@ -71,6 +72,17 @@ struct ServerOptions {
   bool allow_insecure = false;
   // Two-person approval and automation rules.
   DecisionPolicy policy;
+  // Prometheus metrics endpoint (HTTP GET /metrics), HOST:PORT; port 0 picks
+  // a free port (see AirServer::metrics_port()). Empty: none.
+  std::string metrics_listen;
+  // Plaintext gRPC listener serving only grpc.health.v1.Health (for probes
+  // that cannot do TLS); port 0 picks a free port. Empty: none.
+  std::string health_listen;
+  // Used by aird's main(), not by AirServer: log format ("auto", "text",
+  // "json") and level, and how long in-flight calls may finish after SIGTERM.
+  std::string log_format = "auto";
+  std::string log_level = "info";
+  absl::Duration shutdown_grace = absl::Seconds(10);
   // Injected clock (not owned); null means the system clock.
   const Clock* clock = nullptr;
 };
@@ -86,6 +98,11 @@ class AirServer {
 
   // The bound port.
   int port() const;
+  // The health-only port (0 without health_listen) and the metrics port (0
+  // without metrics_listen).
+  int health_port() const;
+  int metrics_port() const;
+  ServerMetrics& metrics();
   // Ends watch streams with UNAVAILABLE, lets in-flight calls finish within
   // `grace`, then stops. Idempotent.
   void Shutdown(absl::Duration grace = absl::Seconds(10));

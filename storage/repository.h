@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -118,6 +119,17 @@ struct DecisionOutboxStats {
   int64_t backlog = 0;
   // Enqueue time of the oldest undelivered decision; unset when none.
   std::optional<absl::Time> oldest_undelivered;
+};
+
+// Operator gauges (metrics), read at scrape time, never on a request path.
+struct StoreStats {
+  // Pending actions by type; types with none are absent.
+  std::map<v1::ActionType, int64_t> pending_by_type;
+  // Create time of the oldest pending action; unset when none is pending.
+  std::optional<absl::Time> oldest_pending_create_time;
+  // Bytes in use by the database file and its write-ahead log.
+  int64_t database_bytes = 0;
+  int64_t wal_bytes = 0;
 };
 
 // The latest original (non-duplicate) approval of a target, for the
@@ -237,6 +249,10 @@ class Repository {
   virtual absl::StatusOr<DecisionOutboxStats> GetDecisionOutboxStats() = 0;
   // The named sync cursor as last committed, or "".
   virtual absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) = 0;
+
+  // Gauges for operators (pending backlog, database size). Reads an index,
+  // not the table; meant for a metrics scrape, not for request paths.
+  virtual absl::StatusOr<StoreStats> GetStoreStats() = 0;
 
   // Called after every commit with the events it made visible, in order, on
   // the writer thread. Set before the first write; must be quick.

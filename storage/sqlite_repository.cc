@@ -1,6 +1,7 @@
 #include "storage/sqlite_repository.h"
 
 #include <deque>
+#include <filesystem>
 #include <thread>
 #include <utility>
 
@@ -921,6 +922,44 @@ absl::StatusOr<DecisionOutboxStats> SqliteRepository::GetDecisionOutboxStats() {
 absl::StatusOr<std::string> SqliteRepository::GetSyncCursor(absl::string_view name) {
   auto reader = impl_->LeaseReader();
   return LoadSyncCursor(*reader, name);
+}
+
+absl::StatusOr<StoreStats> SqliteRepository::GetStoreStats() {
+  StoreStats stats;
+  {
+    auto reader = impl_->LeaseReader();
+    AIR_RETURN_IF_ERROR(reader->Exec("BEGIN"));
+    auto read = [&]() -> absl::Status {
+      // Served by the actions_by_state_type index: touches only pending rows.
+      AIR_ASSIGN_OR_RETURN(
+          Statement stmt,
+          reader->Prepare("SELECT type, COUNT(*), MIN(create_us) FROM actions "
+                          "WHERE state = 1 GROUP BY type"));
+      int64_t oldest = 0;
+      bool any = false;
+      while (true) {
+        AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+        if (!row) break;
+        stats.pending_by_type[static_cast<v1::ActionType>(stmt.ColumnInt(0))] =
+            stmt.ColumnInt(1);
+        const int64_t created = stmt.ColumnInt(2);
+        if (!any || created < oldest) oldest = created;
+        any = true;
+      }
+      if (any) stats.oldest_pending_create_time = absl::FromUnixMicros(oldest);
+      AIR_ASSIGN_OR_RETURN(int64_t pages, reader->QueryInt("PRAGMA page_count"));
+      AIR_ASSIGN_OR_RETURN(int64_t page_size, reader->QueryInt("PRAGMA page_size"));
+      stats.database_bytes = pages * page_size;
+      return absl::OkStatus();
+    };
+    absl::Status status = read();
+    (void)reader->Exec("COMMIT");
+    AIR_RETURN_IF_ERROR(status);
+  }
+  std::error_code error;
+  const auto wal = std::filesystem::file_size(impl_->options().path + "-wal", error);
+  stats.wal_bytes = error ? 0 : static_cast<int64_t>(wal);
+  return stats;
 }
 
 }  // namespace air

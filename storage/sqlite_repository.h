@@ -67,6 +67,7 @@ class SqliteRepository final : public Repository {
   absl::StatusOr<std::vector<OutboxDecision>> ReadDecisionOutbox(int limit) override;
   absl::StatusOr<DecisionOutboxStats> GetDecisionOutboxStats() override;
   absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) override;
+  absl::StatusOr<StoreStats> GetStoreStats() override;
   void SetCommitObserver(CommitObserver observer) override;
 
   // The schema version this binary writes.

@@ -1,6 +1,8 @@
 #include "clients/airctl/airctl.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <memory>
 
@@ -349,6 +351,47 @@ int Status(const Context& ctx) {
   return *health == client::HealthStatus::kServing ? kExitOk : kExitRpcError;
 }
 
+// Streams a backup into PATH.partial, then renames it to PATH: PATH is
+// either untouched or a complete file whose checksum matched.
+int Backup(const Context& ctx, absl::Duration timeout) {
+  if (!ctx.cli.Has("to") || ctx.cli.Get("to").empty()) {
+    return UsageError(ctx.err, "'backup' needs --to=PATH");
+  }
+  const std::string path = ctx.cli.Get("to");
+  const std::string partial = path + ".partial";
+  absl::StatusOr<v1::BackupInfo> info;
+  {
+    std::ofstream file(partial, std::ios::binary | std::ios::trunc);
+    if (!file) return UsageError(ctx.err, absl::StrCat("cannot write ", partial));
+    info = ctx.client.BackupDatabase(file, timeout);
+    file.close();
+    if (info.ok() && !file) info = absl::DataLossError(absl::StrCat("cannot write ", partial));
+  }
+  if (!info.ok() || std::rename(partial.c_str(), path.c_str()) != 0) {
+    std::remove(partial.c_str());
+    if (info.ok()) info = absl::DataLossError(absl::StrCat("cannot rename to ", path));
+    return RpcError(ctx.err, info.status());
+  }
+  switch (ctx.format) {
+    case OutputFormat::kJson:
+      ctx.out << ToJson(*info, /*pretty=*/false) << "\n";
+      break;
+    case OutputFormat::kCsv:
+      ctx.out << "path,size_bytes,event_sequence,action_count\n"
+              << CsvRow({path, absl::StrCat(info->size_bytes()),
+                         absl::StrCat(info->event_sequence()),
+                         absl::StrCat(info->action_count())})
+              << "\n";
+      break;
+    case OutputFormat::kTable:
+      ctx.out << "backup written to " << path << ": " << info->size_bytes() << " bytes, "
+              << info->action_count() << " actions, events up to sequence "
+              << info->event_sequence() << "\n";
+      break;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> EnumValueName(const google::protobuf::EnumDescriptor* descriptor,
@@ -416,7 +459,9 @@ int RunAirctl(const std::vector<std::string>& args, std::ostream& out, std::ostr
   options.tls.ca_file = cli.Get("ca");
   options.tls.cert_file = cli.Get("cert");
   options.tls.key_file = cli.Get("key");
-  absl::StatusOr<absl::Duration> timeout = cli.GetDuration("timeout", absl::Seconds(10));
+  const bool backup = !cli.command->words.empty() && cli.command->words[0] == "backup";
+  absl::StatusOr<absl::Duration> timeout =
+      cli.GetDuration("timeout", backup ? absl::Hours(1) : absl::Seconds(10));
   if (!timeout.ok()) return UsageError(err, timeout.status().message());
   options.deadline = *timeout;
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(cli.Get("output", "table"));
@@ -435,6 +480,7 @@ int RunAirctl(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (command == "actions reject") return ActionsDecide(ctx, /*approve=*/false);
   if (command == "actions watch") return ActionsWatch(ctx);
   if (command == "status") return Status(ctx);
+  if (command == "backup") return Backup(ctx, *timeout);
   return UsageError(err, absl::StrCat("unknown command '", command, "'"));
 }
 

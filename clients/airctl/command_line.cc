@@ -58,6 +58,7 @@ const std::vector<FlagSpec>& CommandFlags() {
       {"heartbeat", "DURATION", "bookmark interval while idle (server default 30s)"},
       {"max_messages", "N", "stop after N messages (default: run until interrupted)"},
       {"service", "NAME", "health of this service instead of the whole server"},
+      {"to", "PATH", "where to write the backup (replaced only once complete and verified)"},
   };
   return *flags;
 }
@@ -81,6 +82,9 @@ const std::vector<CommandSpec>& Commands() {
         "max_messages"},
        "stream changes, one line per message; reconnects and resumes after a restart"},
       {{"status"}, "", 0, 0, {"service"}, "check the server's health (exit 0 only if SERVING)"},
+      {{"backup"}, "", 0, 0, {"to"},
+       "admin: stream a consistent online backup of the database to --to=PATH "
+       "(default --timeout 1h)"},
   };
   return *commands;
 }

@@ -1,5 +1,7 @@
 #include "clients/cpp/air_client.h"
 
+#include <openssl/evp.h>
+
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -307,6 +309,47 @@ absl::StatusOr<HealthStatus> AirClient::CheckHealth(const std::string& service) 
     }
   }
   return status;
+}
+
+absl::StatusOr<v1::BackupInfo> AirClient::BackupDatabase(std::ostream& out,
+                                                         absl::Duration timeout) const {
+  auto stub = v1::OperationsService::NewStub(channel_);
+  grpc::ClientContext context;
+  PrepareContext(context, absl::Now() + timeout);
+  std::unique_ptr<grpc::ClientReader<v1::BackupDatabaseResponse>> reader =
+      stub->BackupDatabase(&context, v1::BackupDatabaseRequest());
+  EVP_MD_CTX* digest = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(digest, EVP_sha256(), nullptr);
+  v1::BackupInfo info;
+  std::string expected_sha256;
+  int64_t received = 0;
+  v1::BackupDatabaseResponse message;
+  while (reader->Read(&message)) {
+    if (message.has_info()) info = message.info();
+    out.write(message.data().data(), static_cast<std::streamsize>(message.data().size()));
+    EVP_DigestUpdate(digest, message.data().data(), message.data().size());
+    received += static_cast<int64_t>(message.data().size());
+    if (!message.sha256().empty()) expected_sha256 = message.sha256();
+  }
+  unsigned char bytes[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(digest, bytes, &length);
+  EVP_MD_CTX_free(digest);
+  absl::Status status = FromGrpcStatus(reader->Finish());
+  if (!status.ok()) return status;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string actual_sha256;
+  for (unsigned int i = 0; i < length; ++i) {
+    actual_sha256.push_back(kHex[bytes[i] >> 4]);
+    actual_sha256.push_back(kHex[bytes[i] & 0xf]);
+  }
+  if (received != info.size_bytes() || actual_sha256 != expected_sha256) {
+    return absl::DataLossError(absl::StrCat("backup stream damaged: received ", received,
+                                            " of ", info.size_bytes(), " bytes, sha256 ",
+                                            actual_sha256, " instead of ", expected_sha256));
+  }
+  if (!out) return absl::DataLossError("cannot write the backup file");
+  return info;
 }
 
 }  // namespace air::client

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include <grpcpp/channel.h>
@@ -34,6 +35,7 @@
 #include "absl/time/time.h"
 #include "air/v1/action_service.grpc.pb.h"
 #include "air/v1/investigation_service.grpc.pb.h"
+#include "air/v1/operations_service.grpc.pb.h"
 #include "clients/cpp/retry_policy.h"
 #include "clients/cpp/rpc_status.h"
 
@@ -143,6 +145,13 @@ class AirClient {
 
   // grpc.health.v1.Health/Check for `service` ("" = the whole server).
   absl::StatusOr<HealthStatus> CheckHealth(const std::string& service = "") const;
+
+  // OperationsService.BackupDatabase (admin only): writes the streamed
+  // database file to `out` and returns its BackupInfo once every byte has
+  // arrived and the SHA-256 matches (DATA_LOSS if it does not). `timeout`
+  // bounds the whole stream. Not retried.
+  absl::StatusOr<v1::BackupInfo> BackupDatabase(std::ostream& out,
+                                                absl::Duration timeout) const;
 
   const ClientOptions& options() const { return options_; }
 

@@ -8,14 +8,22 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev
+  # Prometheus metrics endpoint (prometheus-cpp 1.0, civetweb).
+  prometheus-cpp-dev
   # google/rpc/{status,error_details}.proto, compiled with our own protos.
   golang-github-gogo-googleapis-dev
-  # Client end-to-end tests: Debian's grpcio for the Python client.
-  python3-grpcio python3-venv python3-pip openssl
 )
-# Node (Node client, buf, browser tests): Debian's only if none is installed,
-# since a NodeSource nodejs already ships npm and conflicts with Debian's.
-if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+# What only the tests need, unless only building (AIR_DEPS=build, as the
+# Dockerfile's build stage does).
+if [ "${AIR_DEPS:-all}" != "build" ]; then
+  # Client end-to-end tests: Debian's grpcio for the Python client.
+  packages+=(python3-grpcio python3-venv python3-pip openssl)
+  # The tests of deploy/: systemd-analyze verify, the manifests' YAML.
+  packages+=(systemd python3 python3-yaml)
+  # Node (Node client, buf, browser tests): Debian's only if none is installed,
+  # since a NodeSource nodejs already ships npm and conflicts with Debian's.
+  if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+fi
 if [ -n "${AIR_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$AIR_EXTRA_PACKAGES"
   packages+=("${extra[@]}")

@@ -64,5 +64,161 @@ TEST(Config, ErrorsNameTheLineOrField) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST(Config, TheExampleCoversOperations) {
+  ServerOptions options;
+  auto config = LoadConfigFile(std::string(AIR_SOURCE_DIR) + "/deploy/aird.example.textproto");
+  AIR_ASSERT_OK(config);
+  AIR_ASSERT_OK(ApplyConfig(*config, options));
+  EXPECT_EQ(options.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(options.log_format, "json");
+  EXPECT_EQ(options.shutdown_grace, absl::Seconds(10));
+  EXPECT_EQ(options.watch_limits.default_heartbeat, absl::Seconds(30));
+  AIR_ASSERT_OK(ValidateServerOptions(options));
+}
+
+TEST(Config, TheContainerConfigIsValid) {
+  ServerOptions options;
+  auto config = LoadConfigFile(std::string(AIR_SOURCE_DIR) + "/deploy/container.textproto");
+  AIR_ASSERT_OK(config);
+  AIR_ASSERT_OK(ApplyConfig(*config, options));
+  EXPECT_EQ(options.listen_address, "0.0.0.0:50051");
+  EXPECT_TRUE(options.tls.enabled());
+  EXPECT_FALSE(options.tokens_file.empty());
+  EXPECT_EQ(options.health_listen, "0.0.0.0:50052");
+}
+
+TEST(Config, EverySettingIsInTheFile) {
+  TempDir dir;
+  ServerOptions o;
+  AIR_ASSERT_OK(Apply(dir, "all.textproto", R"pb(
+    listen: "0.0.0.0:6000"
+    db: "/data/air.db"
+    upstream {
+      target: "upstream.example:7443"
+      outage { seconds: 60 }
+      poll_interval { nanos: 500000000 }
+      page_size: 250
+      timeout { seconds: 3 }
+      simulator { arrival_rate: 2 failure_rate: 0 seed: 42 }
+    }
+    metrics_listen: "127.0.0.1:9464"
+    health_listen: "0.0.0.0:50052"
+    log { format: "text" level: "debug" }
+    full_fsync: true
+    demo: true
+    housekeeping_interval { seconds: 5 }
+    keepalive_time { seconds: 20 }
+    max_connection_age { seconds: 3600 }
+    shutdown_grace { seconds: 25 }
+    limits {
+      max_receive_message_bytes: 2097152
+      max_snapshot_actions: 5000
+      default_heartbeat { seconds: 10 }
+    }
+  )pb", &o));
+  EXPECT_EQ(o.listen_address, "0.0.0.0:6000");
+  EXPECT_EQ(o.db_path, "/data/air.db");
+  EXPECT_EQ(o.upstream.target, "upstream.example:7443");
+  EXPECT_EQ(o.upstream.outage_threshold, absl::Minutes(1));
+  EXPECT_EQ(o.upstream.sync.poll_interval, absl::Milliseconds(500));
+  EXPECT_EQ(o.upstream.sync.page_size, 250);
+  EXPECT_EQ(o.upstream.sync.rpc_timeout, absl::Seconds(3));
+  EXPECT_EQ(o.upstream.delivery.rpc_timeout, absl::Seconds(3));
+  EXPECT_EQ(o.upstream.simulator.arrival_rate, 2);
+  EXPECT_EQ(o.upstream.simulator.failure_rate, 0);  // explicit zero, not the default
+  EXPECT_EQ(o.upstream.simulator.seed, 42u);
+  EXPECT_EQ(o.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(o.health_listen, "0.0.0.0:50052");
+  EXPECT_EQ(o.log_format, "text");
+  EXPECT_EQ(o.log_level, "debug");
+  EXPECT_TRUE(o.full_fsync);
+  EXPECT_TRUE(o.demo);
+  EXPECT_EQ(o.housekeeping_interval, absl::Seconds(5));
+  EXPECT_EQ(o.keepalive_time, absl::Seconds(20));
+  EXPECT_EQ(o.max_connection_age, absl::Hours(1));
+  EXPECT_EQ(o.shutdown_grace, absl::Seconds(25));
+  EXPECT_EQ(o.max_receive_message_bytes, 2 << 20);
+  EXPECT_EQ(o.watch_limits.max_snapshot_actions, 5000);
+  EXPECT_EQ(o.watch_limits.default_heartbeat, absl::Seconds(10));
+
+  // The same in JSON, protobuf's JSON mapping (lowerCamelCase).
+  ServerOptions j;
+  AIR_ASSERT_OK(Apply(dir, "all.json", R"({
+    "upstream": {"target": "sim", "pageSize": 10, "simulator": {"failureRate": 0.5}},
+    "metricsListen": "127.0.0.1:9100",
+    "log": {"format": "json"},
+    "limits": {"maxSnapshotActions": 7, "defaultHeartbeat": "5s"}
+  })", &j));
+  EXPECT_EQ(j.upstream.target, "sim");
+  EXPECT_EQ(j.upstream.sync.page_size, 10);
+  EXPECT_EQ(j.upstream.simulator.failure_rate, 0.5);
+  EXPECT_EQ(j.metrics_listen, "127.0.0.1:9100");
+  EXPECT_EQ(j.log_format, "json");
+  EXPECT_EQ(j.watch_limits.max_snapshot_actions, 7);
+  EXPECT_EQ(j.watch_limits.default_heartbeat, absl::Seconds(5));
+}
+
+TEST(Config, OperationsErrorsNameTheField) {
+  TempDir dir;
+  struct Case {
+    const char* text;
+    const char* field;
+  };
+  const Case cases[] = {
+      {"metrics_listen: \"9464\"", "metrics_listen"},
+      {"health_listen: \"host:99999\"", "health_listen"},
+      {"listen: \"nohost\"", "listen"},
+      {"log { format: \"xml\" }", "log.format"},
+      {"log { level: \"loud\" }", "log.level"},
+      {"upstream { page_size: -1 }", "upstream.page_size"},
+      {"upstream { outage { seconds: 0 } }", "upstream.outage"},
+      {"upstream { timeout { seconds: -1 } }", "upstream.timeout"},
+      {"upstream { simulator { failure_rate: 1.5 } }", "upstream.simulator.failure_rate"},
+      {"upstream { simulator { arrival_rate: -1 } }", "upstream.simulator.arrival_rate"},
+      {"housekeeping_interval { seconds: 0 }", "housekeeping_interval"},
+      {"keepalive_time { seconds: 0 }", "keepalive_time"},
+      {"shutdown_grace { seconds: -3 }", "shutdown_grace"},
+      {"limits { max_receive_message_bytes: -1 }", "limits.max_receive_message_bytes"},
+      {"limits { max_receive_message_bytes: 1000000000 }", "limits.max_receive_message_bytes"},
+      {"limits { max_snapshot_actions: -1 }", "limits.max_snapshot_actions"},
+      {"limits { default_heartbeat { seconds: 3600 } }", "limits.default_heartbeat"},
+  };
+  for (const Case& c : cases) {
+    ServerOptions options;
+    absl::Status status = Apply(dir, "bad.textproto", c.text, &options);
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument)) << c.text;
+    EXPECT_EQ(BadRequestField(status), c.field) << c.text << ": " << status;
+  }
+  // Unknown fields, in either format, are refused with their name.
+  ServerOptions options;
+  absl::Status typo = Apply(dir, "t.textproto", "upstream { tagret: \"x\" }", &options);
+  EXPECT_NE(typo.message().find("tagret"), absl::string_view::npos) << typo;
+  absl::Status json = Apply(dir, "t.json", R"({"metricsListn": "x"})", &options);
+  EXPECT_THAT(json, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_NE(json.message().find("metricsListn"), absl::string_view::npos) << json;
+  // A type error names the line.
+  absl::Status type = Apply(dir, "u.textproto", "\n\nmax_events: \"many\"", &options);
+  EXPECT_NE(type.message().find("line 3"), absl::string_view::npos) << type;
+}
+
+TEST(Config, CrossFieldChecks) {
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:7000";
+  options.metrics_listen = "127.0.0.1:7000";
+  EXPECT_EQ(BadRequestField(ValidateServerOptions(options)), "metrics_listen");
+  options.metrics_listen = "127.0.0.1:9464";
+  options.health_listen = "127.0.0.1:9464";
+  EXPECT_EQ(BadRequestField(ValidateServerOptions(options)), "health_listen");
+  options.health_listen = "127.0.0.1:7001";
+  EXPECT_TRUE((ValidateServerOptions(options)).ok());
+  // Port 0 picks a free port for each: no collision.
+  options.listen_address = options.metrics_listen = options.health_listen = "127.0.0.1:0";
+  EXPECT_TRUE((ValidateServerOptions(options)).ok());
+  // A unix socket is a valid gRPC listen address.
+  TempDir dir;
+  ServerOptions unix_socket;
+  EXPECT_TRUE((Apply(dir, "unix.textproto", "listen: \"unix:/run/aird/aird.sock\"", &unix_socket)).ok());
+}
+
 }  // namespace
 }  // namespace air
