@@ -66,14 +66,19 @@ ABSL_FLAG(double, sim_arrival_rate, 0.5,
 ABSL_FLAG(double, sim_failure_rate, 0.1,
           "with --upstream=sim: share of approved actions whose remediation fails");
 ABSL_FLAG(uint64_t, sim_seed, 1, "with --upstream=sim: random seed of the story");
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT for the web console and its JSON API (HTTPS when --tls_cert is "
+          "set; port 0 picks a free port); empty: no HTTP");
+ABSL_FLAG(std::string, http_port_file, "",
+          "write the bound HTTP port to this file once serving (for scripts and tests)");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (for scripts and tests)");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The AIR decision service: list, inspect, approve, reject and watch "
-      "remediation actions over gRPC.\nUsage: aird [--listen=HOST:PORT] "
-      "[--db=PATH] [--demo]");
+      "remediation actions over gRPC, and in a web console over HTTP.\nUsage: "
+      "aird [--listen=HOST:PORT] [--http_listen=HOST:PORT] [--db=PATH] [--demo]");
   absl::ParseCommandLine(argc, argv);
 
   if (const std::string check = absl::GetFlag(FLAGS_check_config); !check.empty()) {
@@ -142,6 +147,7 @@ int main(int argc, char** argv) {
     options.tls.require_client_cert = absl::GetFlag(FLAGS_require_client_cert);
   }
   if (given("allow_insecure")) options.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
+  if (given("http_listen")) options.http_listen_address = absl::GetFlag(FLAGS_http_listen);
 
   options.upstream.target = absl::GetFlag(FLAGS_upstream);
   options.upstream.outage_threshold = absl::GetFlag(FLAGS_upstream_outage);
@@ -160,14 +166,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("aird serving on port {} (database {})", (*server)->port(), options.db_path);
-  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
+  // Readers never see half a file: write, then rename.
+  auto write_port_file = [](const std::string& path, int port) {
+    if (path.empty()) return;
+    const std::string tmp = path + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fprintf(f, "%d\n", (*server)->port());
+      std::fprintf(f, "%d\n", port);
       std::fclose(f);
-      std::rename(tmp.c_str(), port_file.c_str());  // readers never see half a file
+      std::rename(tmp.c_str(), path.c_str());
     }
+  };
+  // The HTTP port first: a script that waits for --port_file finds both.
+  if ((*server)->http_port() != 0) {
+    write_port_file(absl::GetFlag(FLAGS_http_port_file), (*server)->http_port());
   }
+  write_port_file(absl::GetFlag(FLAGS_port_file), (*server)->port());
 
   int signal_number = 0;
   while (true) {

@@ -14,9 +14,11 @@
 #include "domain/status_macros.h"
 #include "service/api_services.h"
 #include "service/auth.h"
+#include "service/console_service.h"
 #include "service/demo_data.h"
 #include "service/event_hub.h"
 #include "service/housekeeping.h"
+#include "service/http_gateway.h"
 #include "service/upstream_link.h"
 #include "spdlog/spdlog.h"
 #include "storage/sqlite_repository.h"
@@ -76,6 +78,7 @@ struct AirServer::Parts {
   std::unique_ptr<AccessControl> access;
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
   std::unique_ptr<ActionServiceImpl> action_service;
+  std::unique_ptr<ConsoleServiceImpl> console_service;
   std::unique_ptr<ExpirySweeper> sweeper;
   std::unique_ptr<EventRetention> retention;
   // Declared after the repository: its workers stop before the repository.
@@ -83,6 +86,9 @@ struct AirServer::Parts {
   std::unique_ptr<PeriodicTask> housekeeping;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  // The web console; reaches the services through `server`'s in-process
+  // channel, so it is stopped before `server`.
+  std::unique_ptr<HttpGateway> http;
 
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -107,6 +113,20 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
         options.tokens_file.empty() ? (options.tls.enabled() ? "authentication"
                                                              : " or authentication")
                                     : "");
+  }
+  if (!options.http_listen_address.empty() &&
+      !IsLoopbackAddress(options.http_listen_address) &&
+      (!options.tls.enabled() || options.tokens_file.empty())) {
+    if (!options.allow_insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve the web console on ", options.http_listen_address,
+          " without TLS and authentication; configure --tls_cert/--tls_key and "
+          "--tokens_file, or pass --allow_insecure to accept the risk"));
+    }
+    spdlog::critical(
+        "INSECURE: serving the web console on {} without TLS or authentication; "
+        "anyone who reaches this port can read and decide remediation actions",
+        options.http_listen_address);
   }
   if (!options.tokens_file.empty()) {
     AIR_ASSIGN_OR_RETURN(parts->authenticator, Authenticator::Load(options.tokens_file));
@@ -149,6 +169,8 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
       std::make_unique<InvestigationServiceImpl>(*parts->repository, *parts->access);
   parts->action_service = std::make_unique<ActionServiceImpl>(
       *parts->repository, *parts->hub, *parts->access, options.watch_limits);
+  parts->console_service =
+      std::make_unique<ConsoleServiceImpl>(*parts->access, parts->authenticator != nullptr);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -156,6 +178,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   builder.AddListeningPort(options.listen_address, credentials, &parts->port);
   builder.RegisterService(parts->investigation_service.get());
   builder.RegisterService(parts->action_service.get());
+  builder.RegisterService(parts->console_service.get());
   builder.RegisterService(parts->upstream->sync_service());
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
@@ -172,6 +195,29 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address,
                      " (address in use or not local?)"));
+  }
+
+  if (!options.http_listen_address.empty()) {
+    HttpGatewayOptions http;
+    http.listen_address = options.http_listen_address;
+    http.tls_cert_file = options.tls.cert_file;
+    http.tls_key_file = options.tls.key_file;
+    // Browsers sign in with tokens; client certificates are asked for only
+    // when gRPC requires them too, so HTTP is never the weaker door.
+    if (options.tls.require_client_cert) http.tls_client_ca_file = options.tls.client_ca_file;
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(64 << 20);
+    absl::StatusOr<std::unique_ptr<HttpGateway>> gateway =
+        HttpGateway::Start(http, parts->server->InProcessChannel(channel_args));
+    if (!gateway.ok()) {
+      parts->hub->Shutdown();
+      parts->server->Shutdown(std::chrono::system_clock::now());
+      parts->server->Wait();
+      return gateway.status();
+    }
+    parts->http = *std::move(gateway);
+    spdlog::info("web console and JSON API on {} port {}",
+                 options.tls.enabled() ? "HTTPS" : "HTTP", parts->http->port());
   }
 
   if (options.housekeeping_interval > absl::ZeroDuration()) {
@@ -202,12 +248,16 @@ AirServer::~AirServer() { Shutdown(absl::Seconds(1)); }
 
 int AirServer::port() const { return parts_->port; }
 
+int AirServer::http_port() const { return parts_->http ? parts_->http->port() : 0; }
+
 void AirServer::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&parts_->mu);
     if (parts_->shut_down) return;
     parts_->shut_down = true;
   }
+  // The console's live views end first; it needs the gRPC server to do so.
+  if (parts_->http) parts_->http->Stop();
   parts_->housekeeping.reset();
   parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();
