@@ -1059,10 +1059,13 @@
   async function loadDetail() {
     const id = detail.id;
     try {
-      const [inv, actions] = await Promise.all([
-        api('GET', `/api/v1/investigations/${encodeURIComponent(id)}`),
-        fetchAllActions(`investigation_id = ${quote(id)}`),
-      ]);
+      // Both at once, but the investigation's answer speaks first: a bad or
+      // unknown ID is best explained by it.
+      const invRequest = api('GET', `/api/v1/investigations/${encodeURIComponent(id)}`);
+      const actionsRequest = fetchAllActions(`investigation_id = ${quote(id)}`);
+      actionsRequest.catch(() => {});
+      const inv = await invRequest;
+      const actions = await actionsRequest;
       if (detail.id !== id) return;
       renderSummary(inv.investigation);
       detail.table.setActions(actions);

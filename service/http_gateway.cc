@@ -278,10 +278,13 @@ bool IsPrintableAscii(absl::string_view value) {
 // One WatchActions call relayed to one SSE response. gRPC delivers messages
 // through the reactor callbacks; the HTTP thread takes them with Next(). Only
 // one read is outstanding and the next starts when the HTTP thread took the
-// previous message, so a slow browser slows only its own stream. A hold keeps
-// the call open while the HTTP thread may still start a read from outside a
-// reaction; it is removed once reads are over (a read failed, or the relay
-// was cancelled with no read pending).
+// previous message, so a slow browser slows only its own stream.
+//
+// A hold keeps the call open while the HTTP thread may still start a read
+// from outside a reaction. It is removed, exactly once and never under mu_,
+// when no read is pending and none will start again: after a read failed or
+// after Cancel(). Every decision about it is made under mu_, because a read
+// can complete with a message even after the call was cancelled.
 class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse> {
  public:
   enum class Wait { kMessage, kDone, kTimeout };
@@ -305,12 +308,13 @@ class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse
     {
       absl::MutexLock lock(&mu_);
       read_pending_ = false;
-      if (ok) {
+      if (ok && !cancelled_) {
         ready_ = std::move(incoming_);
         has_ready_ = true;
       } else {
-        release = TakeHoldLocked();  // the call is over; OnDone follows
+        reads_over_ = true;  // the call is over (OnDone follows) or abandoned
       }
+      release = ShouldReleaseHoldLocked();
     }
     if (release) RemoveHold();
   }
@@ -325,6 +329,7 @@ class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse
   // of the call.
   Wait Next(absl::Duration timeout, v1::WatchActionsResponse* out) {
     bool start_read = false;
+    bool release = false;
     Wait result = Wait::kTimeout;
     {
       absl::MutexLock lock(&mu_);
@@ -335,9 +340,11 @@ class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse
       if (has_ready_) {
         *out = std::move(ready_);
         has_ready_ = false;
-        if (!hold_released_) {
+        if (!cancelled_ && !reads_over_) {
           read_pending_ = true;
           start_read = true;
+        } else {
+          release = ShouldReleaseHoldLocked();
         }
         result = Wait::kMessage;
       } else if (done_) {
@@ -345,6 +352,7 @@ class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse
       }
     }
     if (start_read) StartRead(&incoming_);
+    if (release) RemoveHold();
     return result;
   }
 
@@ -353,26 +361,29 @@ class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse
     return status_;
   }
 
-  // Asks the call to end; Next() then reports kDone.
-  void Cancel() { context_.TryCancel(); }
-
-  // Cancels the call and waits until gRPC has let go of the reactor.
-  void CancelAndWait() {
-    context_.TryCancel();
+  // Ends the call; Next() then reports what is left and kDone.
+  void Cancel() {
     bool release = false;
     {
       absl::MutexLock lock(&mu_);
-      // With a read pending, its failure releases the hold.
-      if (!read_pending_) release = TakeHoldLocked();
+      cancelled_ = true;
+      release = ShouldReleaseHoldLocked();
     }
+    context_.TryCancel();
     if (release) RemoveHold();
+  }
+
+  // Cancels the call and waits until gRPC has let go of the reactor.
+  void CancelAndWait() {
+    Cancel();
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(&done_));
   }
 
  private:
-  bool TakeHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (hold_released_) return false;
+  // True (once) when the hold may go: no read pending, none to come.
+  bool ShouldReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (hold_released_ || read_pending_ || !(cancelled_ || reads_over_)) return false;
     hold_released_ = true;
     return true;
   }
@@ -385,6 +396,8 @@ class WatchRelay final : public grpc::ClientReadReactor<v1::WatchActionsResponse
   v1::WatchActionsResponse ready_ ABSL_GUARDED_BY(mu_);
   bool has_ready_ ABSL_GUARDED_BY(mu_) = false;
   bool read_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_over_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);

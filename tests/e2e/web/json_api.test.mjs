@@ -12,7 +12,7 @@ let aird;
 before(async () => { aird = await startAird({ logDir: process.env.ARTIFACTS }); });
 after(async () => {
   const result = await aird.stop();
-  assert.equal(result.code, 0, 'aird exits 0 on SIGTERM');
+  assert.deepEqual(result, { code: 0, signal: null }, 'aird exits 0 on SIGTERM, promptly');
 });
 
 // Reads SSE frames until `done(frames)` is true or `ms` passes.

@@ -68,9 +68,18 @@ export async function startAird({ extraArgs = [], logDir } = {}) {
     httpPort,
     baseUrl: `http://127.0.0.1:${httpPort}`,
     logPath: log.path,
+    // SIGTERM, then waits up to 15 s for a clean exit; a hung shutdown is
+    // killed and reported as { hung: true }.
     async stop() {
       if (!exited) child.kill('SIGTERM');
-      const result = await exit;
+      let timer;
+      const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(null), 15000); });
+      let result = await Promise.race([exit, timeout]);
+      clearTimeout(timer);
+      if (result === null) {
+        child.kill('SIGKILL');
+        result = { ...(await exit), hung: true };
+      }
       log.end();
       return result;
     },
