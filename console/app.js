@@ -148,6 +148,13 @@
     return timeOf(incoming.updateTime) >= timeOf(current.updateTime);
   }
 
+  // The later of two versions of one resource (a list read can overtake an
+  // event, and an event a list read).
+  function newest(incoming, current) {
+    if (!current) return incoming;
+    return timeOf(current.updateTime) > timeOf(incoming.updateTime) ? current : incoming;
+  }
+
   function targetText(action) {
     const t = action.target || {};
     return t.displayName || t.identifier || '(no target)';
@@ -170,6 +177,21 @@
     notice.textContent = '';
     clearTimeout(noticeTimer);
     noticeTimer = setTimeout(() => { notice.textContent = text; }, 50);
+  }
+
+  // New items can arrive in bursts: one announcement per burst. `noun` is
+  // the plural used when several arrive ("pending actions").
+  const arrivals = { texts: [], noun: '', timer: null };
+  function announceArrival(text, noun = 'pending actions') {
+    arrivals.texts.push(text);
+    arrivals.noun = noun;
+    if (arrivals.timer) return;
+    arrivals.timer = setTimeout(() => {
+      const texts = arrivals.texts;
+      arrivals.texts = [];
+      arrivals.timer = null;
+      announce(texts.length === 1 ? texts[0] : `${texts.length} new ${arrivals.noun} arrived.`);
+    }, 1500);
   }
 
   function showError(text) {
@@ -235,6 +257,8 @@
         return `“${ctx.id || m.id || ''}” is not a valid ID. IDs are 1 to 128 letters, digits, ` +
             'dots, dashes or underscores.';
       case 'INVESTIGATION_NOT_FOUND':
+      case 'NOT_FOUND':
+        if (err.reason === 'NOT_FOUND' && !ctx.id) break;
         return `There is no investigation with ID “${ctx.id || ''}”.`;
       case 'ACTION_NOT_FOUND':
         return 'One of these actions no longer exists. The list has been refreshed.';
@@ -529,7 +553,7 @@
 
     // Replaces the whole list (after a load).
     setActions(actions) {
-      this.actions = new Map(actions.map((a) => [a.id, a]));
+      this.actions = new Map(actions.map((a) => [a.id, newest(a, this.actions.get(a.id))]));
       this.order = actions.map((a) => a.id);
       for (const id of [...this.selected]) {
         const a = this.actions.get(id);
@@ -821,6 +845,7 @@
   function stopStream() {
     if (app.stream) app.stream.stop();
     app.stream = null;
+    setLiveStatus('', false);
   }
 
   function showView(id) {
@@ -852,6 +877,7 @@
   // ----- Investigations list -----
 
   const listState = {
+    loadSeq: 0,      // only the latest load may fill the table
     query: { state: '', from: '', to: '', orderBy: 'create_time desc', pageSize: 25 },
     tokens: [''],    // page tokens of the pages visited, first page ''
     page: 0,
@@ -910,6 +936,7 @@
       showError('“Created from” must be earlier than “Created before”.');
       return;
     }
+    const seq = ++listState.loadSeq;
     try {
       const result = await api('GET', '/api/v1/investigations' + query({
         filter: listFilter(),
@@ -917,10 +944,12 @@
         page_size: q.pageSize,
         page_token: listState.tokens[listState.page],
       }));
+      if (seq !== listState.loadSeq) return;
       listState.nextToken = result.nextPageToken || '';
       renderListRows(result.investigations || []);
       $('list-new').hidden = true;
     } catch (err) {
+      if (seq !== listState.loadSeq) return;
       if (err.reason === 'INVALID_PAGE_TOKEN') {
         listState.tokens = [''];
         listState.page = 0;
@@ -944,7 +973,7 @@
         listState.rows.set(inv.id, row);
       }
       if (tbody.children[index] !== row.tr) tbody.insertBefore(row.tr, tbody.children[index] || null);
-      fillListRow(row, inv);
+      fillListRow(row, newest(inv, row.inv));
     });
     $('list-empty').hidden = investigations.length > 0;
     $('list-prev').disabled = listState.page === 0;
@@ -1001,7 +1030,7 @@
         fillListRow(newRow, inv);
         flashRow(tr);
         $('list-empty').hidden = true;
-        announce(`New investigation ${inv.id}: ${inv.displayName || ''}`);
+        announceArrival(`New investigation ${inv.id}: ${inv.displayName || ''}`, 'investigations');
       } else {
         $('list-new').hidden = false;
       }
@@ -1023,7 +1052,7 @@
 
   // ----- One investigation: Actions and History tabs -----
 
-  const detail = { id: null, investigation: null, table: null, tab: 'actions' };
+  const detail = { id: null, investigation: null, table: null, tab: 'actions', loadSeq: 0 };
 
   function renderSummary(inv) {
     detail.investigation = inv;
@@ -1058,6 +1087,8 @@
 
   async function loadDetail() {
     const id = detail.id;
+    const seq = ++detail.loadSeq;  // only the latest load may fill the view
+    const current = () => detail.id === id && detail.loadSeq === seq;
     try {
       // Both at once, but the investigation's answer speaks first: a bad or
       // unknown ID is best explained by it.
@@ -1066,13 +1097,13 @@
       actionsRequest.catch(() => {});
       const inv = await invRequest;
       const actions = await actionsRequest;
-      if (detail.id !== id) return;
-      renderSummary(inv.investigation);
+      if (!current()) return detail.id === id;
+      renderSummary(newest(inv.investigation, detail.investigation));
       detail.table.setActions(actions);
       renderHistory();
       return true;
     } catch (err) {
-      if (detail.id !== id) return false;
+      if (!current()) return false;
       showError(explain(err, { id }));
       if (err.status === 404 || err.status === 400) {
         $('inv-title').textContent = `Investigation ${id}`;
@@ -1102,7 +1133,7 @@
     if (!a || a.investigationId !== detail.id) return;
     const result = detail.table.upsert(a);
     if (result === 'new' && a.state === 'STATE_PENDING') {
-      announce(`New pending action: ${typeLabel(a.type)} on ${targetText(a)}.`);
+      announceArrival(`New pending action: ${typeLabel(a.type)} on ${targetText(a)}.`);
     } else if (result === 'updated') {
       announce(`${typeLabel(a.type)} on ${targetText(a)} is now ` +
                `${actionStateLabel(a.state).toLowerCase()}.`);
@@ -1191,15 +1222,17 @@
 
   // ----- Action center: every pending action -----
 
-  const pending = { table: null, type: '' };
+  const pending = { table: null, type: '', loadSeq: 0 };
 
   async function loadPending() {
     const terms = ['state = STATE_PENDING'];
     if (pending.type) terms.push(`type = ${pending.type}`);
+    const seq = ++pending.loadSeq;
     try {
-      pending.table.setActions(await fetchAllActions(terms.join(' AND ')));
+      const actions = await fetchAllActions(terms.join(' AND '));
+      if (seq === pending.loadSeq) pending.table.setActions(actions);
     } catch (err) {
-      showError(explain(err));
+      if (seq === pending.loadSeq) showError(explain(err));
     }
   }
 
@@ -1209,8 +1242,8 @@
     if (!pending.table.has(a.id) && a.state !== 'STATE_PENDING') return;
     const result = pending.table.upsert(a);
     if (result === 'new') {
-      announce(`New pending action: ${typeLabel(a.type)} on ${targetText(a)} ` +
-               `(investigation ${a.investigationId}).`);
+      announceArrival(`New pending action: ${typeLabel(a.type)} on ${targetText(a)} ` +
+                      `(investigation ${a.investigationId}).`);
     }
   }
 

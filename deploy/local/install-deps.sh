@@ -10,6 +10,11 @@ packages=(
   libspdlog-dev
   # google/rpc/{status,error_details}.proto, compiled with our own protos.
   golang-github-gogo-googleapis-dev
+  # The web console's HTTP server (cpp-httplib).
+  libcpp-httplib-dev
+  # The web console's end-to-end tests: Node (playwright-core, from npm) and
+  # the headless browser it drives.
+  nodejs chromium
 )
 if [ -n "${AIR_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$AIR_EXTRA_PACKAGES"
@@ -20,6 +25,10 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian packages npm apart from nodejs; other nodejs builds bundle it.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

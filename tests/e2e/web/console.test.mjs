@@ -44,7 +44,7 @@ after(async () => {
   // the shutdown up.
   if (browser && aird) {
     const page = await signIn(aird.tokens.viewer, 'Signed in as victor (viewer)');
-    await page.getByText('Live').waitFor();
+    await page.getByText('Live', { exact: true }).waitFor();
   }
   if (aird) {
     const result = await aird.stop();
@@ -97,7 +97,9 @@ async function signIn(token, expectWho) {
   return page;
 }
 
-const row = (page, actionId) => page.locator(`tr[data-action-id="${actionId}"]`);
+// The action's row in the view on screen (a view left behind keeps its rows).
+const row = (page, actionId) =>
+  page.locator(`main > .view:not([hidden]) tr[data-action-id="${actionId}"]`);
 const rowCheckbox = (page, actionId) => row(page, actionId).locator('input[type=checkbox]');
 
 describe('web console', () => {
@@ -228,6 +230,7 @@ describe('web console', () => {
 
     // Back to the list: the row shows the new state.
     await page.getByRole('link', { name: '← All investigations' }).click();
+    await page.getByRole('heading', { name: 'Investigations', exact: true }).waitFor();
     await page.getByLabel('State', { exact: true }).selectOption({ label: 'Any state' });
     await page.getByRole('button', { name: 'Apply' }).click();
     await eventually(async () => {
@@ -305,7 +308,7 @@ describe('web console', () => {
     const page = await signIn(aird.tokens.approver, 'Signed in as alice (approver)');
     await page.goto(aird.baseUrl + '/#/investigations/inv-1005/actions');
     await row(page, 'act-1005-2').waitFor();
-    await page.getByText('Live').waitFor();
+    await page.getByText('Live', { exact: true }).waitFor();
     await page.evaluate(() => { window.notReloaded = true; });
     const r = await call(aird, 'POST', '/api/v1/actions/act-1005-2:reject', {
       token: aird.tokens.approver2, body: { comment: 'account owner confirmed the sign-in' },
@@ -323,12 +326,13 @@ describe('web console', () => {
     const page = await signIn(aird.tokens.approver, 'Signed in as alice (approver)');
     await page.getByRole('link', { name: 'Action center' }).click();
     await row(page, 'act-1001-2').waitFor();
-    await page.getByText('Live').waitFor();
+    await page.getByText('Live', { exact: true }).waitFor();
     await page.evaluate(() => { window.notReloaded = true; });
-    const before = new Set(await page.locator('tr[data-action-id]').evaluateAll(
+    const visibleRows = page.locator('main > .view:not([hidden]) tr[data-action-id]');
+    const before = new Set(await visibleRows.evaluateAll(
         (rows) => rows.map((r) => r.dataset.actionId)));
     const fresh = await eventually(async () => {
-      const ids = await page.locator('tr[data-action-id]').evaluateAll(
+      const ids = await visibleRows.evaluateAll(
           (rows) => rows.map((r) => r.dataset.actionId));
       const added = ids.filter((id) => !before.has(id));
       assert.ok(added.length > 0, 'no new action yet');
@@ -360,6 +364,32 @@ describe('web console', () => {
     await shot(page, 'investigations-page-2');
     await page.getByRole('button', { name: 'Previous page' }).click();
     await page.getByText('Page 1', { exact: true }).waitFor();
+    await page.context().close();
+  });
+
+  test('every control has a label a screen reader can announce', async () => {
+    const page = await signIn(aird.tokens.approver, 'Signed in as alice (approver)');
+    const unlabelled = async () => page.evaluate(() => {
+      const missing = [];
+      for (const c of document.querySelectorAll('input, select, textarea, button, a[href]')) {
+        if (c.closest('[hidden]') || c.closest('dialog:not([open])')) continue;
+        const name = (c.getAttribute('aria-label') || '').trim() ||
+            (c.labels && [...c.labels].map((l) => l.textContent).join('').trim()) ||
+            (c.getAttribute('aria-labelledby') || '').split(' ')
+                .map((id) => (document.getElementById(id) || {}).textContent || '').join('').trim() ||
+            (c.tagName === 'BUTTON' || c.tagName === 'A' ? c.textContent.trim() : '');
+        if (!name) missing.push(c.outerHTML.slice(0, 80));
+      }
+      return missing;
+    });
+    await page.locator('#list-table tbody tr').first().waitFor();
+    assert.deepEqual(await unlabelled(), [], 'investigations list');
+    await page.goto(aird.baseUrl + '/#/investigations/inv-1003/actions');
+    await row(page, 'act-1003-1').waitFor();
+    assert.deepEqual(await unlabelled(), [], 'actions tab');
+    await page.getByRole('link', { name: 'Action center' }).click();
+    await row(page, 'act-1003-1').waitFor();
+    assert.deepEqual(await unlabelled(), [], 'action center');
     await page.context().close();
   });
 

@@ -22,13 +22,17 @@ for f in "$@"; do
 done
 
 if [ "$needs_browser" = 1 ]; then
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null || [ ! -x /usr/bin/chromium ]; then
-    echo "installing Debian packages: nodejs npm chromium"
+  missing=()
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
     sudo_cmd=()
     if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
     export DEBIAN_FRONTEND=noninteractive
     "${sudo_cmd[@]}" apt-get update -qq
-    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends nodejs npm chromium >/dev/null
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if ! cmp -s "$src/package-lock.json" "$work/node_modules/.installed-lock.json"; then
     (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
