@@ -55,7 +55,8 @@ ABSL_FLAG(double, run_seconds, 0,
           "length of each unary measurement run (0: 3 s, or 0.3 s with --quick)");
 ABSL_FLAG(int, channels, 4, "connections the unary load spreads its calls over");
 ABSL_FLAG(int, fanout_rate, 20, "new pending actions per second while measuring fan-out");
-ABSL_FLAG(int, fanout_events, 0, "stamped actions per fan-out level (0: 200, or 20 with --quick)");
+ABSL_FLAG(int, fanout_events, 0,
+          "stamped actions per fan-out level at --fanout_rate (0: 400, or 20 with --quick)");
 ABSL_FLAG(int, lag_events, 0,
           "actions written while one subscriber stalls (0: 100000, or 2000 with --quick)");
 ABSL_FLAG(int, lag_rate, 10000, "actions per second written during the lag scenario");
@@ -427,7 +428,10 @@ class Bench {
   bool WarmSubscribers(ServerProcess& server,
                        const std::vector<std::unique_ptr<WatchSubscriber>>& subs,
                        const std::string& prefix) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    // One stamped action at a time, the next only after 3 s without every
+    // subscriber having received something: never a backlog to wait out.
+    const absl::Time deadline = absl::Now() + absl::Seconds(180);
+    absl::Time next_stamp = absl::Now();
     for (int k = 0; absl::Now() < deadline; ++k) {
       bool all = true;
       for (const auto& s : subs) {
@@ -438,18 +442,19 @@ class Bench {
         if (s->received() == 0) all = false;
       }
       if (all) break;
-      if (k % 5 == 0) {
+      if (absl::Now() >= next_stamp) {
         absl::StatusOr<std::string> r =
             server.Command(absl::StrCat("stamp ", prefix, "-", k, " 1 1 0"));
         if (!r.ok()) {
           Error(r.status().ToString());
           return false;
         }
+        next_stamp = absl::Now() + absl::Seconds(3);
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
     absl::StatusOr<int64_t> head = Head(server);
-    if (!head.ok() || !WaitForSequence(subs, *head, absl::Seconds(60))) {
+    if (!head.ok() || !WaitForSequence(subs, *head, absl::Seconds(120))) {
       Error("subscribers did not reach the head while warming up");
       return false;
     }
@@ -508,7 +513,7 @@ class Bench {
     }
     const int events = absl::GetFlag(FLAGS_fanout_events) > 0
                            ? absl::GetFlag(FLAGS_fanout_events)
-                           : (config_.quick ? 20 : 200);
+                           : (config_.quick ? 20 : 400);
     const int64_t interval_us = 1'000'000 / std::max(1, absl::GetFlag(FLAGS_fanout_rate));
     std::vector<std::unique_ptr<WatchSubscriber>> subs;
     int64_t gaps = 0;
@@ -531,44 +536,60 @@ class Bench {
         idle_rss_mb_[level] = Mb(idle.rss_kb);
         rows_.push_back(std::move(row));
       }
-      peak.Begin();
-      std::cerr << "air-bench: run fanout " << level << std::endl;
-      absl::StatusOr<StampResult> stamp =
-          Stamp(*server, absl::StrCat("f", level), events, 1, interval_us);
-      if (!stamp.ok()) {
-        Error(stamp.status().ToString());
-        return;
+      // Steady: events at --fanout_rate. Isolated: 2 events/s, so each
+      // event's deliveries finish before the next commit.
+      struct Variant {
+        const char* label;
+        int events;
+        int64_t interval_us;
+        std::map<int, double>* p99;
+      };
+      const Variant variants[] = {
+          {"steady", events, interval_us, &fanout_p99_},
+          {"isolated", config_.quick ? 5 : 40, 500'000, &fanout_isolated_p99_}};
+      for (const Variant& v : variants) {
+        peak.Begin();
+        std::cerr << "air-bench: run fanout " << level << " " << v.label << std::endl;
+        absl::StatusOr<StampResult> stamp = Stamp(
+            *server, absl::StrCat("f", level, std::string(1, v.label[0])), v.events, 1, v.interval_us);
+        if (!stamp.ok()) {
+          Error(stamp.status().ToString());
+          return;
+        }
+        std::string note;
+        if (!WaitForSequence(subs, stamp->last, absl::Seconds(120))) {
+          note = "some subscribers had not received every event 120 s after the last commit";
+          Error(absl::StrCat("fan-out ", level, ": ", note));
+        }
+        LatencySummary s = Summarize(CollectLatencies(subs));
+        ResultRow row;
+        row.scenario = "fanout";
+        row.name = absl::StrCat(level, level == 1 ? " subscriber" : " subscribers", ", ",
+                                v.label, " ", 1'000'000 / v.interval_us, " events/s");
+        row.rate = static_cast<double>(stamp->events) / stamp->seconds;
+        row.rate_unit = "events/s";
+        row.p50_ms = s.p50_ms;
+        row.p99_ms = s.p99_ms;
+        row.max_ms = s.max_ms;
+        if (ceiling_p99_.count(1)) {
+          row.ratio = s.p99_ms / ceiling_p99_[1];
+          row.ratio_basis = "no-op c=1 p99 latency";
+        }
+        row.samples = s.samples;
+        row.repetitions = 1;
+        const double deliveries = static_cast<double>(level) * v.events;
+        row.extra["expected_samples"] = deliveries;
+        row.peak_rss_mb = peak.End();
+        const double cpu = peak.TakeCpu();
+        row.extra["server_cpu_us_per_delivery"] = cpu * 1e6 / std::max(1.0, deliveries);
+        row.extra["server_cpu_share"] = cpu / std::max(1e-9, stamp->seconds);
+        row.note = note.empty() ? absl::StrFormat("server %.1f us CPU per delivery, %.2f CPUs",
+                                                  cpu * 1e6 / std::max(1.0, deliveries),
+                                                  cpu / std::max(1e-9, stamp->seconds))
+                                : note;
+        (*v.p99)[level] = s.p99_ms;
+        rows_.push_back(std::move(row));
       }
-      std::string note;
-      if (!WaitForSequence(subs, stamp->last, absl::Seconds(60))) {
-        note = "some subscribers had not received every event 60 s after the last commit";
-        Error(absl::StrCat("fan-out ", level, ": ", note));
-      }
-      LatencySummary s = Summarize(CollectLatencies(subs));
-      ResultRow row;
-      row.scenario = "fanout";
-      row.name = absl::StrCat("commit->receipt, ", level, level == 1 ? " subscriber" : " subscribers");
-      row.rate = static_cast<double>(stamp->events) / stamp->seconds;
-      row.rate_unit = "events/s";
-      row.p50_ms = s.p50_ms;
-      row.p99_ms = s.p99_ms;
-      row.max_ms = s.max_ms;
-      if (ceiling_p99_.count(1)) {
-        row.ratio = s.p99_ms / ceiling_p99_[1];
-        row.ratio_basis = "no-op c=1 p99 latency";
-      }
-      row.samples = s.samples;
-      row.repetitions = 1;
-      row.extra["expected_samples"] = static_cast<double>(level) * events;
-      row.peak_rss_mb = peak.End();
-      row.extra["server_cpu_us_per_delivery"] =
-          peak.TakeCpu() * 1e6 / std::max<double>(1, static_cast<double>(level) * events);
-      row.extra["server_cpu_share"] =
-          row.extra["server_cpu_us_per_delivery"] * static_cast<double>(level) * events /
-          1e6 / std::max(1e-9, stamp->seconds);
-      row.note = note;
-      fanout_p99_[level] = s.p99_ms;
-      rows_.push_back(std::move(row));
     }
     for (auto& s : subs) {
       gaps += s->gaps();
@@ -714,20 +735,71 @@ class Bench {
     live[0]->CancelAndWait();
   }
 
-  // 4. Ingest. SLOT: issue 4 adds an upstream simulator and a sync worker;
-  // once air-upstream-sim exists, measure actions/s from it through the sync
-  // worker here. Until then this is "repository ingest": ProposeActionTx in
-  // transactions of 1000 actions (each batch under a new investigation),
-  // events included, through Repository::Write and the group-commit writer.
+  // 4. Ingest (issue 4): actions per second from the upstream simulator
+  // into the repository, events included, through the real sync worker
+  // (UpstreamSyncWorker::SyncOnce, one ListChanges page of 1000 changes per
+  // transaction, the simulator on a loopback port). For comparison, also
+  // "repository ingest": ProposeActionTx in transactions of 1000 actions.
   void Ingest() {
     auto server = SpawnServer(ServerKind::kAir, "ingest");
     if (!server) return;
     PeakTracker peak{server.get()};
     const int64_t count = config_.quick ? 5000 : 100000;
     (void)server->Command("propose iw 5000 1000");
+    (void)server->Command("sync 5000 1000 99");  // warm-up
+
+    // Upstream sync.
     peak.Begin();
-    std::cerr << "air-bench: run ingest" << std::endl;
+    std::cerr << "air-bench: run sync ingest" << std::endl;
     std::vector<double> rates, event_rates;
+    int64_t actions_total = 0;
+    for (int rep = 0; rep < config_.repetitions; ++rep) {
+      absl::StatusOr<std::string> reply =
+          server->Command(absl::StrCat("sync ", count, " 1000 ", rep));
+      double seconds = 0;
+      int64_t actions = 0, investigations = 0, events = 0, pages = 0;
+      std::vector<std::string> w;
+      if (reply.ok()) w = absl::StrSplit(*reply, ' ');
+      if (!reply.ok() || w.size() != 5 || !absl::SimpleAtod(w[0], &seconds) ||
+          !absl::SimpleAtoi(w[1], &actions) || !absl::SimpleAtoi(w[2], &investigations) ||
+          !absl::SimpleAtoi(w[3], &events) || !absl::SimpleAtoi(w[4], &pages) || seconds <= 0) {
+        Error(absl::StrCat("sync ingest: ", reply.ok() ? *reply : reply.status().ToString()));
+        return;
+      }
+      actions_total += actions;
+      rates.push_back(static_cast<double>(actions) / seconds);
+      event_rates.push_back(static_cast<double>(events) / seconds);
+    }
+    {
+      ResultRow row;
+      row.scenario = "ingest";
+      row.name = "upstream sync (sim -> sync worker), 1000/page";
+      row.rate = Median(rates);
+      row.rate_unit = "actions/s";
+      if (ceiling_rate_.count(64)) {
+        row.ratio = *row.rate / ceiling_rate_[64];
+        row.ratio_basis = "no-op c=64 calls/s";
+      }
+      row.samples = actions_total;
+      row.repetitions = config_.repetitions;
+      row.rep_rates = rates;
+      row.extra["events_per_second"] = Median(event_rates);
+      row.peak_rss_mb = peak.End();
+      row.extra["actions_per_process_cpu_second"] =
+          static_cast<double>(actions_total) / std::max(1e-9, peak.TakeCpu());
+      row.note = absl::StrFormat(
+          "%.0f events/s; %.0f actions per CPU-second of the server process "
+          "(which also runs the simulator)",
+          Median(event_rates), row.extra["actions_per_process_cpu_second"]);
+      ingest_rate_ = *row.rate;
+      rows_.push_back(std::move(row));
+    }
+
+    // Repository ingest.
+    peak.Begin();
+    std::cerr << "air-bench: run repository ingest" << std::endl;
+    rates.clear();
+    event_rates.clear();
     for (int rep = 0; rep < config_.repetitions; ++rep) {
       absl::StatusOr<std::string> reply =
           server->Command(absl::StrCat("propose i", rep, " ", count, " 1000"));
@@ -759,11 +831,10 @@ class Bench {
     row.peak_rss_mb = peak.End();
     row.extra["actions_per_server_cpu_second"] =
         static_cast<double>(count * config_.repetitions) / std::max(1e-9, peak.TakeCpu());
-    row.note = absl::StrFormat(
-        "%.0f events/s; %.0f actions per server CPU-second; no upstream simulator in "
-        "the tree yet (issue 4)",
-        Median(event_rates), row.extra["actions_per_server_cpu_second"]);
-    ingest_rate_ = *row.rate;
+    row.note = absl::StrFormat("%.0f events/s; %.0f actions per server CPU-second",
+                               Median(event_rates),
+                               row.extra["actions_per_server_cpu_second"]);
+    repository_ingest_rate_ = *row.rate;
     rows_.push_back(std::move(row));
   }
 
@@ -864,9 +935,9 @@ class Bench {
   std::unique_ptr<ServerProcess> ceiling_server_;
   Clients ceiling_clients_;
   std::map<int, double> ceiling_rate_, ceiling_p50_, ceiling_p99_, ceiling_cpu_us_;
-  std::map<int, double> fanout_p99_, idle_rss_mb_;
+  std::map<int, double> fanout_p99_, fanout_isolated_p99_, idle_rss_mb_;
   std::map<int64_t, double> list_p99_;
-  std::optional<double> ingest_rate_;
+  std::optional<double> ingest_rate_, repository_ingest_rate_;
   bool lag_measured_ = false;
   bool lag_no_gap_ = false;
   double lag_control_p99_ = 0, lag_with_p99_ = 0;
@@ -910,16 +981,21 @@ std::vector<TargetResult> Bench::Targets() const {
     add("approve p99 at c=16 < 5 ms (synchronous=NORMAL)", r ? r->p99_ms : std::nullopt, 5.0,
         false, r ? absl::StrFormat("p99 %.2f ms", *r->p99_ms) : "");
   }
-  auto fan = [&](int level, double limit) {
-    auto it = fanout_p99_.find(level);
+  auto fan = [&](const std::map<int, double>& p99, const char* label, int level,
+                 double limit) {
+    auto it = p99.find(level);
     std::optional<double> v;
-    if (it != fanout_p99_.end()) v = it->second;
-    add(absl::StrFormat("fan-out p99 < %.0f ms with %d subscriber%s", limit, level,
-                        level == 1 ? "" : "s"),
+    if (it != p99.end()) v = it->second;
+    add(absl::StrFormat("fan-out p99 < %.0f ms, %d subscriber%s (%s)", limit, level,
+                        level == 1 ? "" : "s", label),
         v, limit, false, v ? absl::StrFormat("p99 %.2f ms", *v) : "");
   };
-  fan(1, 5);
-  fan(1000, 50);
+  const std::string steady =
+      absl::StrCat("steady ", absl::GetFlag(FLAGS_fanout_rate), " events/s");
+  fan(fanout_p99_, steady.c_str(), 1, 5);
+  fan(fanout_p99_, steady.c_str(), 1000, 50);
+  fan(fanout_isolated_p99_, "isolated 2 events/s", 1, 5);
+  fan(fanout_isolated_p99_, "isolated 2 events/s", 1000, 50);
   {
     auto it = idle_rss_mb_.find(1000);
     std::optional<double> v;
@@ -944,8 +1020,10 @@ std::vector<TargetResult> Bench::Targets() const {
   } else {
     add("stalled subscriber catches up with no gap", std::nullopt, 0, true, "");
   }
-  add("ingest >= 20,000 actions/s", ingest_rate_, 20000, true,
-      ingest_rate_ ? absl::StrFormat("%.0f actions/s (repository ingest)", *ingest_rate_) : "");
+  add("ingest >= 20,000 actions/s (upstream sync)", ingest_rate_, 20000, true,
+      ingest_rate_ ? absl::StrFormat("%.0f actions/s (repository ingest: %.0f)", *ingest_rate_,
+                                     repository_ingest_rate_.value_or(0))
+                   : "");
   {
     auto it = list_p99_.find(1000000);
     std::optional<double> v;

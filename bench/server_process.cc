@@ -33,6 +33,11 @@
 #include "service/action_commands.h"
 #include "service/event_hub.h"
 #include "service/server.h"
+#include "service/sync_monitor.h"
+#include "service/upstream_client.h"
+#include "service/upstream_sync_worker.h"
+#include "sim/sim_server.h"
+#include "sim/upstream_simulator.h"
 #include "spdlog/spdlog.h"
 #include "storage/repository.h"
 
@@ -372,6 +377,53 @@ absl::StatusOr<std::string> Mixed(AirServer& server, int64_t start, int64_t coun
   return absl::StrCat(static_cast<double>(WallNanos() - begin) / 1e9);
 }
 
+// Ingest through the real sync path (issue 4): an upstream simulator served
+// on a loopback port in this process, preloaded with a backlog of at least
+// `actions` actions, drained by an UpstreamSyncWorker into this server's
+// repository, one ListChanges page (one transaction) at a time. The setup
+// mirrors sim/ingest_bench.cc.
+absl::StatusOr<std::string> SyncIngest(AirServer& server, int64_t actions, int page_size,
+                                       int64_t run) {
+  sim::SimulatorOptions sim_options;
+  sim_options.seed = 1000 + static_cast<uint64_t>(run);
+  sim_options.instance = absl::StrCat("b", run);
+  sim_options.arrival_rate = 0;
+  sim_options.analysis_delay = absl::ZeroDuration();
+  sim_options.clean_fraction = 0;  // every investigation proposes actions
+  sim_options.target_pool = 100000;
+  sim_options.max_page_size = 10000;
+  sim::UpstreamSimulator simulator(sim_options, nullptr);
+  while (simulator.stats().actions < actions) simulator.CreateInvestigations(1000);
+  const sim::SimulatorStats backlog = simulator.stats();
+  AIR_ASSIGN_OR_RETURN(std::unique_ptr<sim::SimServer> sim_server,
+                       sim::SimServer::Start(simulator, "127.0.0.1:0"));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::unique_ptr<UpstreamClient> client = NewGrpcUpstreamClient(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", sim_server->port()), grpc::InsecureChannelCredentials(), args));
+  SyncMonitor monitor("air-bench", absl::Hours(1), nullptr);
+  UpstreamSyncOptions options;
+  options.cursor_name = absl::StrCat("air-bench-", run);
+  options.page_size = page_size;
+  UpstreamSyncWorker worker(server.repository(), *client, monitor, options);
+  const int64_t head = server.hub().head();
+  const int64_t start = WallNanos();
+  int pages = 0;
+  while (true) {
+    AIR_ASSIGN_OR_RETURN(SyncPageResult page, worker.SyncOnce());
+    ++pages;
+    if (!page.has_more) break;
+  }
+  const double seconds = static_cast<double>(WallNanos() - start) / 1e9;
+  const int64_t events = server.hub().head() - head;
+  const std::vector<upstream::v1::Action> all = simulator.Actions();
+  if (all.empty() || !server.repository().GetAction(all.back().id()).ok()) {
+    return absl::InternalError("the upstream backlog was not ingested");
+  }
+  return absl::StrCat(seconds, " ", backlog.actions, " ", backlog.investigations, " ", events,
+                      " ", pages);
+}
+
 absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::string>& w) {
   auto arg = [&](size_t i) -> int64_t {
     int64_t v = 0;
@@ -386,6 +438,9 @@ absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::st
   }
   if (w[0] == "stamp" && w.size() == 5 && arg(2) >= 0 && arg(3) > 0 && arg(4) >= 0) {
     return Stamp(*server, w[1], arg(2), arg(3), arg(4));
+  }
+  if (w[0] == "sync" && w.size() == 4 && arg(1) > 0 && arg(2) > 0 && arg(3) >= 0) {
+    return SyncIngest(*server, arg(1), static_cast<int>(arg(2)), arg(3));
   }
   if (w[0] == "mixed" && w.size() == 4 && arg(1) >= 0 && arg(2) >= 0 && arg(3) > 0) {
     return Mixed(*server, arg(1), arg(2), arg(3));

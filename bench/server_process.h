@@ -22,6 +22,12 @@
 //   mixed START COUNT BATCH
 //       COUNT actions m-<START+i> of mixed states and types, stored directly
 //       with WriteTransaction::PutAction. Reply: ok SECONDS
+//   sync ACTIONS PAGE_SIZE RUN
+//       Upstream sync ingest (issue 4): an upstream simulator with a backlog
+//       of at least ACTIONS actions, served on a loopback port inside the
+//       child, drained by an UpstreamSyncWorker into the server's repository,
+//       PAGE_SIZE changes per page (one transaction each).
+//       Reply: ok SECONDS ACTIONS INVESTIGATIONS EVENTS PAGES
 //   head            Reply: ok HEAD (last committed event sequence)
 //   quit            Shuts the server down; the child exits.
 #ifndef AIR_BENCH_SERVER_PROCESS_H_

@@ -11,9 +11,11 @@ WatchSubscriber::WatchSubscriber(int port, int index)
     : channel_(NewDedicatedChannel(port, 1'000'000 + index)),
       stub_(v1::ActionService::NewStub(channel_)) {}
 
-WatchSubscriber::~WatchSubscriber() = default;
+// gRPC still uses this object until OnDone: cancel and wait for it.
+WatchSubscriber::~WatchSubscriber() { CancelAndWait(); }
 
 void WatchSubscriber::Start() {
+  started_ = true;
   stub_->async()->WatchActions(&context_, &request_, this);
   StartRead(&response_);
   StartCall();
@@ -36,6 +38,7 @@ void WatchSubscriber::Resume() {
 }
 
 void WatchSubscriber::CancelAndWait() {
+  if (!started_) return;
   if (!done_.HasBeenNotified()) context_.TryCancel();
   done_.WaitForNotification();
 }

@@ -33,7 +33,8 @@ class WatchSubscriber final
   void Pause();
   // Reads again (and catches up).
   void Resume();
-  // Cancels the stream and waits until gRPC is done with it.
+  // Cancels the stream and waits until gRPC is done with it (also done by
+  // the destructor).
   void CancelAndWait();
 
   int64_t received() const;
@@ -63,6 +64,7 @@ class WatchSubscriber final
   int64_t gaps_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int64_t> latencies_ns_ ABSL_GUARDED_BY(mu_);
   std::string final_status_ ABSL_GUARDED_BY(mu_);
+  bool started_ = false;  // set by Start(), before any callback
   absl::Notification done_;
 };
 

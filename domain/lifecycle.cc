@@ -265,8 +265,10 @@ InvestigationState DeriveInvestigationState(
     InvestigationState current, const Investigation::ActionCounts& counts) {
   if (IsTerminal(current) || counts.total() == 0) return current;
   if (counts.pending() > 0) {
-    return counts.approved() > 0 ? Investigation::STATE_PARTIALLY_REMEDIATED
-                                 : Investigation::STATE_PENDING_ACTION;
+    // "Partially remediated": some approved actions were carried out
+    // (completed) while others still await a decision.
+    return counts.completed() > 0 ? Investigation::STATE_PARTIALLY_REMEDIATED
+                                  : Investigation::STATE_PENDING_ACTION;
   }
   // Every action is decided. Expired ones terminate the investigation.
   if (counts.expired() > 0) return Investigation::STATE_TERMINATED_BY_SYSTEM;

@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/config.h"
 #include "service/server.h"
@@ -80,6 +81,10 @@ int main(int argc, char** argv) {
       "remediation actions over gRPC, and in a web console over HTTP.\nUsage: "
       "aird [--listen=HOST:PORT] [--http_listen=HOST:PORT] [--db=PATH] [--demo]");
   absl::ParseCommandLine(argc, argv);
+  // Debian's abseil enables mutex deadlock detection, which triples the cost
+  // of every lock on the hot paths (measured in docs/benchmarks.md). The
+  // thread-safety annotations check lock discipline at compile time instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   if (const std::string check = absl::GetFlag(FLAGS_check_config); !check.empty()) {
     air::ServerOptions options;

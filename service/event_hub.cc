@@ -26,6 +26,17 @@ void EventHub::Publish(const std::vector<v1::Event>& events) {
   wake_pending_ = true;
 }
 
+void EventHub::Publish(std::vector<v1::Event>&& events) {
+  absl::MutexLock lock(&mu_);
+  for (v1::Event& event : events) {
+    if (event.sequence() <= head_) continue;  // already published
+    head_ = event.sequence();
+    ring_.push_back(std::make_shared<const v1::Event>(std::move(event)));
+  }
+  while (ring_.size() > ring_capacity_) ring_.pop_front();
+  wake_pending_ = true;
+}
+
 int64_t EventHub::head() const {
   absl::MutexLock lock(&mu_);
   return head_;

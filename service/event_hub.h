@@ -48,6 +48,8 @@ class EventHub {
 
   // Appends committed events (consecutive sequences) and wakes subscribers.
   void Publish(const std::vector<v1::Event>& events);
+  // The same, taking the events instead of copying them.
+  void Publish(std::vector<v1::Event>&& events);
 
   // The last published sequence.
   int64_t head() const;

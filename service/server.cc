@@ -147,13 +147,18 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, parts->repository->GetEventLogBounds());
   parts->hub = std::make_unique<EventHub>(bounds.head);
   EventHub* hub = parts->hub.get();
+  // Synced actions are where the decision policy bites: two-person rules
+  // and automatic approvals apply to them as they arrive.
+  UpstreamOptions upstream_options = options.upstream;
+  upstream_options.sync.policy = &parts->options.policy;
   AIR_ASSIGN_OR_RETURN(parts->upstream,
-                       UpstreamLink::Create(options.upstream, *parts->repository, options.clock));
+                       UpstreamLink::Create(upstream_options, *parts->repository, options.clock,
+                                            parts->access.get()));
   UpstreamLink* upstream = parts->upstream.get();
   parts->repository->SetCommitObserver(
-      [hub, upstream](const std::vector<v1::Event>& events) {
-        hub->Publish(events);
+      [hub, upstream](std::vector<v1::Event>& events) {
         upstream->OnCommit(events);
+        hub->Publish(std::move(events));
       });
 
   if (options.demo) {

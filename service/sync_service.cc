@@ -8,6 +8,13 @@ grpc::ServerUnaryReactor* SyncServiceImpl::GetSyncStatus(
     grpc::CallbackServerContext* context, const v1::GetSyncStatusRequest* /*request*/,
     v1::GetSyncStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (access_ != nullptr) {
+    if (absl::StatusOr<Principal> caller = access_->Check(*context, Permission::kRead);
+        !caller.ok()) {
+      reactor->Finish(ToGrpcStatus(caller.status()));
+      return reactor;
+    }
+  }
   absl::StatusOr<DecisionOutboxStats> outbox = repository_.GetDecisionOutboxStats();
   if (!outbox.ok()) {
     reactor->Finish(ToGrpcStatus(outbox.status()));

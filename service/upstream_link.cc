@@ -12,14 +12,15 @@
 namespace air {
 
 absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
-    const UpstreamOptions& options, Repository& repository, const Clock* clock) {
+    const UpstreamOptions& options, Repository& repository, const Clock* clock,
+    const AccessControl* access) {
   std::unique_ptr<UpstreamLink> link(new UpstreamLink());
   UpstreamLink* self = link.get();
   link->monitor_ = std::make_unique<SyncMonitor>(
       options.target, options.outage_threshold, clock, [self](bool serving) {
         if (self->set_health_) self->set_health_(serving);
       });
-  link->service_ = std::make_unique<SyncServiceImpl>(repository, *link->monitor_);
+  link->service_ = std::make_unique<SyncServiceImpl>(repository, *link->monitor_, access);
   if (options.target.empty()) return link;
 
   std::shared_ptr<grpc::Channel> channel;

@@ -34,6 +34,7 @@ namespace sim {
 class SimServer;
 }  // namespace sim
 class SyncServiceImpl;
+class AccessControl;
 
 struct UpstreamOptions {
   // "" = no upstream; "sim" = run the simulator in-process; otherwise the
@@ -51,10 +52,12 @@ struct UpstreamOptions {
 
 class UpstreamLink {
  public:
-  // Builds the link (nothing runs until Start). `repository` and `clock`
-  // are not owned. INVALID_ARGUMENT for a malformed target.
+  // Builds the link (nothing runs until Start). `repository`, `clock` and
+  // `access` (who may read the sync status; null: anyone) are not owned.
+  // INVALID_ARGUMENT for a malformed target.
   static absl::StatusOr<std::unique_ptr<UpstreamLink>> Create(
-      const UpstreamOptions& options, Repository& repository, const Clock* clock);
+      const UpstreamOptions& options, Repository& repository, const Clock* clock,
+      const AccessControl* access);
   ~UpstreamLink();
 
   // The gRPC service to register on aird's server (air.v1.SyncService).

@@ -3,11 +3,13 @@
 #include <random>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "domain/errors.h"
 #include "domain/status_macros.h"
 #include "service/upstream_commands.h"
 #include "spdlog/spdlog.h"
+#include "storage/write_behind_transaction.h"
 
 namespace air {
 namespace {
@@ -18,6 +20,53 @@ bool ShouldLogFailure(int failures) { return (failures & (failures - 1)) == 0; }
 
 uint64_t Seed() { return std::random_device{}(); }
 
+// Which changes of a page to apply, in which order: only the newest copy of
+// each record (an older copy in the same page would be stale anyway; this
+// also spares the stream the intermediate states one commit skips over),
+// investigations before actions so that actions find their investigation,
+// then records without an id (malformed: applied only to be counted).
+struct PagePlan {
+  std::vector<int> apply;
+  int superseded = 0;
+};
+
+PagePlan PlanPage(const upstream::v1::ListChangesResponse& page) {
+  absl::flat_hash_map<std::string, int> newest;  // "i:<id>" / "a:<id>" -> index
+  newest.reserve(page.changes_size());
+  std::vector<int> anonymous;
+  for (int i = 0; i < page.changes_size(); ++i) {
+    const upstream::v1::Change& c = page.changes(i);
+    const bool is_action = c.has_action();
+    const std::string& id = is_action ? c.action().id() : c.investigation().id();
+    if ((!is_action && !c.has_investigation()) || id.empty()) {
+      anonymous.push_back(i);
+      continue;
+    }
+    auto [it, inserted] = newest.try_emplace(absl::StrCat(is_action ? "a:" : "i:", id), i);
+    if (inserted) continue;
+    const upstream::v1::Change& kept = page.changes(it->second);
+    const int64_t kept_version =
+        is_action ? kept.action().version() : kept.investigation().version();
+    const int64_t version = is_action ? c.action().version() : c.investigation().version();
+    if (version > kept_version) it->second = i;
+  }
+  PagePlan plan;
+  plan.apply.reserve(newest.size() + anonymous.size());
+  for (bool actions : {false, true}) {
+    for (int i = 0; i < page.changes_size(); ++i) {
+      const upstream::v1::Change& c = page.changes(i);
+      if (c.has_action() != actions) continue;
+      const std::string& id = actions ? c.action().id() : c.investigation().id();
+      if (id.empty()) continue;
+      auto it = newest.find(absl::StrCat(actions ? "a:" : "i:", id));
+      if (it != newest.end() && it->second == i) plan.apply.push_back(i);
+    }
+  }
+  plan.apply.insert(plan.apply.end(), anonymous.begin(), anonymous.end());
+  plan.superseded = page.changes_size() - static_cast<int>(plan.apply.size());
+  return plan;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -26,7 +75,7 @@ uint64_t Seed() { return std::random_device{}(); }
 UpstreamSyncWorker::UpstreamSyncWorker(Repository& repository, UpstreamClient& client,
                                        SyncMonitor& monitor, UpstreamSyncOptions options)
     : repository_(repository), client_(client), monitor_(monitor),
-      options_(std::move(options)) {}
+      options_(std::move(options)), page_size_(options_.page_size) {}
 
 UpstreamSyncWorker::~UpstreamSyncWorker() { Stop(); }
 
@@ -45,11 +94,20 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     AIR_ASSIGN_OR_RETURN(cursor_, repository_.GetSyncCursor(options_.cursor_name));
     cursor_loaded_ = true;
   }
-  upstream::v1::ListChangesRequest request;
-  request.set_cursor(cursor_);
-  request.set_page_size(options_.page_size);
-  absl::StatusOr<upstream::v1::ListChangesResponse> page =
-      client_.ListChanges(request, options_.rpc_timeout);
+  absl::StatusOr<upstream::v1::ListChangesResponse> page;
+  if (prefetch_.valid() && prefetch_cursor_ == cursor_) {
+    page = prefetch_.get();
+  } else {
+    if (prefetch_.valid()) prefetch_.wait();  // stale: nobody uses it
+    prefetch_ = {};
+    page = Fetch(cursor_, page_size_);
+  }
+  if (!page.ok() && page.status().code() == absl::StatusCode::kResourceExhausted) {
+    // A reply too large for the channel, or a throttling upstream: ask for
+    // less until it passes (down to one change); successes grow it back.
+    page_size_ = page_size_ <= 0 ? 256 : std::max(1, page_size_ / 2);
+    return page.status();
+  }
   if (!page.ok() && page.status().code() == absl::StatusCode::kOutOfRange) {
     // The upstream cannot resume from our cursor. Start again from the
     // beginning: versions make every record we already have a no-op.
@@ -65,6 +123,10 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     return result;
   }
   if (!page.ok()) return page.status();
+  if (page_size_ != options_.page_size) {
+    page_size_ = options_.page_size <= 0 ? options_.page_size
+                                         : std::min(options_.page_size, page_size_ * 2);
+  }
 
   // An upstream that returns no cursor has nothing new: keep ours.
   const std::string next_cursor =
@@ -74,8 +136,19 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   result.has_more = page->has_more();
   std::vector<std::string> notes;  // logged after the commit, not before
   const std::string expected_cursor = cursor_;
+  const PagePlan plan = PlanPage(*page);  // off the writer thread
+  if (result.has_more && options_.prefetch) {
+    // Fetch the next page while this one is written: the writer and the
+    // upstream work in parallel. It is used only if this page commits.
+    prefetch_cursor_ = next_cursor;
+    prefetch_ = std::async(std::launch::async, [this, cursor = next_cursor,
+                                                size = page_size_] {
+      return Fetch(cursor, size);
+    });
+  }
   absl::Status written = repository_.Write([&](WriteTransaction& tx) -> absl::Status {
     result.tally = PageTally{};
+    result.tally.stale = plan.superseded;
     notes.clear();
     AIR_ASSIGN_OR_RETURN(std::string stored, tx.GetSyncCursor(options_.cursor_name));
     if (stored != expected_cursor) {
@@ -83,13 +156,18 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
                        "the sync cursor moved since this page was requested",
                        "SYNC_CURSOR_MOVED");
     }
-    for (int i = 0; i < page->changes_size(); ++i) {
+    // A page updates each investigation once per action and per version of
+    // it; buffering them makes that one read and one write per page.
+    WriteBehindTransaction buffered(tx);
+    for (int i : plan.apply) {
       const upstream::v1::Change& change = page->changes(i);
       SyncRecordResult applied;
       if (change.has_action()) {
-        AIR_ASSIGN_OR_RETURN(applied, SyncActionTx(tx, change.action(), options_.action_ttl));
+        AIR_ASSIGN_OR_RETURN(applied,
+                             SyncActionTx(buffered, change.action(), options_.action_ttl,
+                                          options_.policy));
       } else if (change.has_investigation()) {
-        AIR_ASSIGN_OR_RETURN(applied, SyncInvestigationTx(tx, change.investigation()));
+        AIR_ASSIGN_OR_RETURN(applied, SyncInvestigationTx(buffered, change.investigation()));
       } else {
         applied = SyncRecordResult{SyncOutcome::kMalformed,
                                    absl::StrCat("change ", i, " after cursor \"",
@@ -109,10 +187,13 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
           break;
       }
     }
+    AIR_RETURN_IF_ERROR(buffered.Flush());
     return tx.SetSyncCursor(options_.cursor_name, next_cursor);
   });
   if (!written.ok()) {
     cursor_loaded_ = false;  // storage is the truth about where we are
+    if (prefetch_.valid()) prefetch_.wait();
+    prefetch_ = {};
     return written;
   }
   cursor_ = next_cursor;
@@ -121,6 +202,14 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   if (page->has_head_time()) head = ToAbslTime(page->head_time());
   monitor_.RecordSyncSuccess(result.tally, !result.has_more, head);
   return result;
+}
+
+absl::StatusOr<upstream::v1::ListChangesResponse> UpstreamSyncWorker::Fetch(
+    const std::string& cursor, int page_size) {
+  upstream::v1::ListChangesRequest request;
+  request.set_cursor(cursor);
+  request.set_page_size(page_size);
+  return client_.ListChanges(request, options_.rpc_timeout);
 }
 
 void UpstreamSyncWorker::Run() {

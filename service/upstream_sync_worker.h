@@ -24,6 +24,7 @@
 #ifndef AIR_SERVICE_UPSTREAM_SYNC_WORKER_H_
 #define AIR_SERVICE_UPSTREAM_SYNC_WORKER_H_
 
+#include <future>
 #include <string>
 #include <thread>
 
@@ -33,6 +34,7 @@
 #include "absl/time/time.h"
 #include "domain/backoff.h"
 #include "domain/lifecycle.h"
+#include "domain/policy.h"
 #include "service/sync_monitor.h"
 #include "service/upstream_client.h"
 #include "service/wakeable_sleep.h"
@@ -53,6 +55,11 @@ struct UpstreamSyncOptions {
   BackoffPolicy backoff;
   // Time to live of synced actions whose record has no expire_time.
   absl::Duration action_ttl = kDefaultActionTtl;
+  // Two-person and automation rules for new actions (not owned; null: none).
+  const DecisionPolicy* policy = nullptr;
+  // While a page is written, fetch the next one (when the upstream said
+  // more are waiting). Doubles the upstream's concurrent calls (to 2).
+  bool prefetch = true;
 };
 
 // What one SyncOnce() did.
@@ -81,6 +88,10 @@ class UpstreamSyncWorker {
 
  private:
   void Run();
+  // One ListChanges call. Touches no member state but the options and the
+  // client, so the prefetch may run it on another thread.
+  absl::StatusOr<upstream::v1::ListChangesResponse> Fetch(const std::string& cursor,
+                                                          int page_size);
 
   Repository& repository_;
   UpstreamClient& client_;
@@ -93,6 +104,13 @@ class UpstreamSyncWorker {
   absl::Mutex step_mu_;
   std::string cursor_ ABSL_GUARDED_BY(step_mu_);
   bool cursor_loaded_ ABSL_GUARDED_BY(step_mu_) = false;
+  // The page size asked for: options_.page_size, halved after
+  // RESOURCE_EXHAUSTED until a page gets through.
+  int page_size_ ABSL_GUARDED_BY(step_mu_);
+  // The next page, being fetched for `prefetch_cursor_`.
+  std::future<absl::StatusOr<upstream::v1::ListChangesResponse>> prefetch_
+      ABSL_GUARDED_BY(step_mu_);
+  std::string prefetch_cursor_ ABSL_GUARDED_BY(step_mu_);
 };
 
 struct DecisionDeliveryOptions {

@@ -135,9 +135,11 @@ Story MakeStory(Playbook playbook, int t) {
       break;
     }
     case Playbook::kClean:
-      s.title = absl::StrCat("User-reported message \"", Pick(kPhishSubjects, t + 3),
-                             "\": clean");
       s.source = t % 2 == 0 ? Investigation::SOURCE_USER_REPORTED : Investigation::SOURCE_ALERT;
+      s.title = s.source == Investigation::SOURCE_USER_REPORTED
+                    ? absl::StrCat("User-reported message \"", Pick(kPhishSubjects, t + 3),
+                                   "\": clean")
+                    : absl::StrCat("Anomalous sign-in for ", Person(t), ": benign");
       s.verdict = v1::VERDICT_CLEAN;
       break;
   }

@@ -198,7 +198,10 @@ class Repository {
  public:
   using WriteFn = std::function<absl::Status(WriteTransaction&)>;
   using DoneFn = std::function<void(absl::Status)>;
-  using CommitObserver = std::function<void(const std::vector<v1::Event>&)>;
+  // Receives a commit's events, and may move them out: nothing reads them
+  // after it returns (bulk ingest publishes tens of thousands a second, and
+  // a copy of each would be pure overhead).
+  using CommitObserver = std::function<void(std::vector<v1::Event>&)>;
 
   virtual ~Repository() = default;
 

@@ -526,8 +526,9 @@ absl::Status SqliteRepository::Impl::Open() {
     return fail(mode.status().code() == absl::StatusCode::kDataLoss
                     ? absl::StatusCode::kFailedPrecondition
                     : mode.status().code(),
-                absl::StrCat(mode.status().message(),
-                             " (is this an aird database?)"));
+                mode.status().code() == absl::StatusCode::kDataLoss
+                    ? absl::StrCat(mode.status().message(), " (is this an aird database?)")
+                    : std::string(mode.status().message()));
   }
   if (*mode != "wal") {
     return fail(absl::StatusCode::kFailedPrecondition,
@@ -544,6 +545,10 @@ absl::Status SqliteRepository::Impl::Open() {
   AIR_RETURN_IF_ERROR(writer_->Exec(
       absl::StrCat("PRAGMA cache_size = -", std::max(options_.writer_cache_mib, 1) * 1024)
           .c_str()));
+  // Savepoint undo journals (one per write function in a group commit) stay
+  // in memory instead of spilling to temp files: measured 41 -> 5 pwrite
+  // calls per decision (docs/benchmarks.md).
+  AIR_RETURN_IF_ERROR(writer_->Exec("PRAGMA temp_store = MEMORY"));
   AIR_RETURN_IF_ERROR(writer_->Exec(options_.full_fsync ? "PRAGMA synchronous = FULL"
                                                         : "PRAGMA synchronous = NORMAL"));
   if (absl::Status s = Migrate(); !s.ok()) return fail(s.code(), s.message());

@@ -296,9 +296,8 @@ int ActionsWatch(const Context& ctx) {
     request.mutable_heartbeat_interval()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
   }
 
-  if (ctx.format == OutputFormat::kTable) ctx.out << WatchTableHeader() << std::endl;
-  if (ctx.format == OutputFormat::kCsv) ctx.out << CsvRow(WatchCsvHeader()) << std::endl;
   int64_t count = 0;
+  bool header_printed = false;  // only once the stream works: errors print nothing
   client::WatchOptions options;
   options.on_reconnect = [&](const absl::Status& error, absl::Duration wait, int64_t after) {
     ctx.err << "airctl: watch: " << client::FormatError(error) << "; reconnecting in "
@@ -308,6 +307,11 @@ int ActionsWatch(const Context& ctx) {
   absl::Status status = ctx.client.Watch(
       request,
       [&](const v1::WatchActionsResponse& message) {
+        if (!header_printed) {
+          header_printed = true;
+          if (ctx.format == OutputFormat::kTable) ctx.out << WatchTableHeader() << "\n";
+          if (ctx.format == OutputFormat::kCsv) ctx.out << CsvRow(WatchCsvHeader()) << "\n";
+        }
         switch (ctx.format) {
           case OutputFormat::kTable:
             ctx.out << WatchTableLine(message);

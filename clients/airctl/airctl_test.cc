@@ -130,7 +130,7 @@ TEST(OutputTest, WatchLines) {
   a->mutable_decision()->set_outcome(v1::Decision::OUTCOME_APPROVED);
   a->mutable_decision()->set_decider("anonymous");
   EXPECT_EQ(WatchTableLine(m),
-            "42      ACTION_APPROVED             act-1        APPROVED        BLOCK_URL "
+            "42      ACTION_APPROVED             act-1        APPROVED             BLOCK_URL "
             "https://x, y [APPROVED by anonymous]");
   EXPECT_EQ(CsvRow(WatchCsvRow(m)),
             "42,event,TYPE_ACTION_APPROVED,action,act-1,inv-1,STATE_APPROVED,"
@@ -139,6 +139,27 @@ TEST(OutputTest, WatchLines) {
   bookmark.mutable_bookmark()->set_sequence(7);
   EXPECT_EQ(WatchTableLine(bookmark), "7       BOOKMARK");
   EXPECT_EQ(ToJson(bookmark, false), "{\"bookmark\":{\"sequence\":\"7\"}}");
+}
+
+TEST(OutputTest, ActionRows) {
+  v1::Action a;
+  a.set_id("act-1");
+  a.set_state(v1::Action::STATE_PENDING);
+  a.set_type(v1::ACTION_TYPE_RESET_PASSWORD);
+  a.mutable_target()->set_identifier("j.doe@fabrikam.com");
+  a.set_required_approvals(2);
+  a.add_approvals()->set_decider("alice");
+  const std::vector<std::string> row = ActionTableRow(a, absl::Now());
+  ASSERT_EQ(row.size(), ActionTableHeader().size());
+  EXPECT_EQ(row[2], "PENDING");
+  EXPECT_EQ(row[3], "RESET_PASSWORD");
+  EXPECT_EQ(row[5], "1/2 approvals (alice)");
+  EXPECT_EQ(row[6], "j.doe@fabrikam.com");
+  EXPECT_EQ(ActionCsvRow(a).size(), ActionCsvHeader().size());
+  EXPECT_EQ(ActionCsvRow(a).back(), "alice");
+  EXPECT_EQ(InvestigationCsvRow(v1::Investigation()).size(), InvestigationCsvHeader().size());
+  EXPECT_EQ(InvestigationTableRow(v1::Investigation(), absl::Now()).size(),
+            InvestigationTableHeader().size());
 }
 
 TEST(AirctlTest, EnumFlagValues) {

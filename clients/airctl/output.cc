@@ -30,8 +30,19 @@ std::string TargetLabel(const v1::Entity& target) {
   return target.display_name().empty() ? target.identifier() : target.display_name();
 }
 
+std::string Approvers(const v1::Action& action) {
+  std::vector<std::string> names;
+  for (const v1::Decision& approval : action.approvals()) names.push_back(approval.decider());
+  return absl::StrJoin(names, ";");
+}
+
 std::string DecisionLabel(const v1::Action& action) {
-  if (!action.has_decision()) return "-";
+  if (!action.has_decision()) {
+    // Two-person approval in progress: "1/2 approvals (alice)".
+    if (action.approvals_size() == 0) return "-";
+    return absl::StrCat(action.approvals_size(), "/", action.required_approvals(),
+                        " approvals (", Approvers(action), ")");
+  }
   const v1::Decision& d = action.decision();
   std::string label = absl::StrCat(
       ShortEnumName(v1::Decision::Outcome_descriptor(), d.outcome()), " by ", d.decider());
@@ -194,7 +205,7 @@ std::vector<std::string> ActionCsvHeader() {
           "verdict",      "decision_outcome",    "decision_source", "decider",
           "comment",      "decide_time",         "policy_rule",    "failure_reason",
           "duplicate_of", "create_time",         "update_time",    "expire_time",
-          "etag"};
+          "etag",         "required_approvals",  "approvers"};
 }
 
 std::vector<std::string> ActionCsvRow(const v1::Action& a) {
@@ -219,7 +230,9 @@ std::vector<std::string> ActionCsvRow(const v1::Action& a) {
           Rfc3339(a.create_time()),
           Rfc3339(a.update_time()),
           Rfc3339(a.expire_time()),
-          a.etag()};
+          a.etag(),
+          absl::StrCat(a.required_approvals()),
+          Approvers(a)};
 }
 
 namespace {
@@ -273,7 +286,7 @@ WatchFields Fields(const v1::WatchActionsResponse& m) {
 }  // namespace
 
 std::string WatchTableHeader() {
-  return absl::StrFormat("%-7s %-27s %-12s %-15s %s", "SEQ", "MESSAGE", "ID", "STATE",
+  return absl::StrFormat("%-7s %-27s %-12s %-20s %s", "SEQ", "MESSAGE", "ID", "STATE",
                          "DETAIL");
 }
 
@@ -297,7 +310,7 @@ std::string WatchTableLine(const v1::WatchActionsResponse& message) {
     state = ShortEnumName(v1::Investigation::State_descriptor(), f.investigation->state());
     detail = f.investigation->display_name();
   }
-  std::string line = absl::StrFormat("%-7s %-27s %-12s %-15s %s",
+  std::string line = absl::StrFormat("%-7s %-27s %-12s %-20s %s",
                                      f.sequence.empty() ? "-" : f.sequence, kind, id, state,
                                      detail);
   while (!line.empty() && line.back() == ' ') line.pop_back();

@@ -10,12 +10,17 @@ packages=(
   libspdlog-dev
   # google/rpc/{status,error_details}.proto, compiled with our own protos.
   golang-github-gogo-googleapis-dev
+  # Client end-to-end tests: Debian's grpcio for the Python client.
+  python3-grpcio python3-venv python3-pip openssl
   # The web console's HTTP server (cpp-httplib).
   libcpp-httplib-dev
-  # The web console's end-to-end tests: Node (playwright-core, from npm) and
-  # the headless browser it drives.
-  nodejs chromium
+  # The headless browser the web console's end-to-end tests drive (with
+  # playwright-core from npm; Node below).
+  chromium
 )
+# Node (Node client, buf, browser tests): Debian's only if none is installed,
+# since a NodeSource nodejs already ships npm and conflicts with Debian's.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 if [ -n "${AIR_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$AIR_EXTRA_PACKAGES"
   packages+=("${extra[@]}")
@@ -25,10 +30,6 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Debian packages npm apart from nodejs; other nodejs builds bundle it.
-if ! command -v npm >/dev/null 2>&1; then
-  missing+=(npm)
-fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

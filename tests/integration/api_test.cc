@@ -81,7 +81,8 @@ TEST_F(ApiTest, TheAnalystFlowMovesTheInvestigation) {
   EXPECT_EQ(approved.action().state(), Action::STATE_APPROVED);
   EXPECT_EQ(approved.action().decision().decider(), "anonymous");  // from the transport
   EXPECT_EQ(approved.action().decision().source(), v1::Decision::SOURCE_API);
-  EXPECT_EQ(GetInvestigation("inv-1001").state(), Investigation::STATE_PARTIALLY_REMEDIATED);
+  // Approved but not yet carried out, with another still pending.
+  EXPECT_EQ(GetInvestigation("inv-1001").state(), Investigation::STATE_PENDING_ACTION);
 
   v1::RejectActionResponse rejected;
   ASSERT_TRUE(Reject(pending[1].id(), &rejected).ok());

@@ -155,12 +155,14 @@ TEST_F(InvestigationDerivation, PendingThenDecidedThenRemediated) {
   EXPECT_EQ(inv_.action_counts().pending(), 2);
   EXPECT_EQ(inv_.action_counts().total(), 2);
 
-  EXPECT_TRUE(Move(Action::STATE_PENDING, Action::STATE_APPROVED));
+  // Approved but not yet carried out: still waiting on the other action.
+  EXPECT_FALSE(Move(Action::STATE_PENDING, Action::STATE_APPROVED));
+  EXPECT_EQ(inv_.state(), Investigation::STATE_PENDING_ACTION);
+  // Carried out while another still waits: partially remediated.
+  EXPECT_TRUE(Move(Action::STATE_APPROVED, Action::STATE_COMPLETED));
   EXPECT_EQ(inv_.state(), Investigation::STATE_PARTIALLY_REMEDIATED);
   // Deciding the last pending action moves it out of "pending action".
   EXPECT_TRUE(Move(Action::STATE_PENDING, Action::STATE_REJECTED));
-  EXPECT_EQ(inv_.state(), Investigation::STATE_RUNNING);
-  EXPECT_TRUE(Move(Action::STATE_APPROVED, Action::STATE_COMPLETED));
   EXPECT_EQ(inv_.state(), Investigation::STATE_REMEDIATED);
   EXPECT_EQ(inv_.action_counts().approved(), 1);
   EXPECT_EQ(inv_.action_counts().completed(), 1);
