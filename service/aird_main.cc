@@ -69,6 +69,11 @@ ABSL_FLAG(double, sim_arrival_rate, 0.5,
 ABSL_FLAG(double, sim_failure_rate, 0.1,
           "with --upstream=sim: share of approved actions whose remediation fails");
 ABSL_FLAG(uint64_t, sim_seed, 1, "with --upstream=sim: random seed of the story");
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT for the web console and its JSON API (HTTPS when --tls_cert is "
+          "set; port 0 picks a free port); empty: no HTTP");
+ABSL_FLAG(std::string, http_port_file, "",
+          "write the bound HTTP port to this file once serving (for scripts and tests)");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (for scripts and tests)");
 ABSL_FLAG(std::string, metrics_listen, "",
@@ -92,8 +97,8 @@ ABSL_FLAG(std::string, backup, "",
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The AIR decision service: list, inspect, approve, reject and watch "
-      "remediation actions over gRPC.\nUsage: aird [--listen=HOST:PORT] "
-      "[--db=PATH] [--demo]");
+      "remediation actions over gRPC, and in a web console over HTTP.\nUsage: "
+      "aird [--listen=HOST:PORT] [--http_listen=HOST:PORT] [--db=PATH] [--demo]");
   absl::ParseCommandLine(argc, argv);
   // Debian's abseil enables mutex deadlock detection, which triples the cost
   // of every lock on the hot paths (measured in docs/benchmarks.md). The
@@ -179,6 +184,7 @@ int main(int argc, char** argv) {
   }
   if (given("allow_insecure")) options.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
   if (given("shutdown_grace")) options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (given("http_listen")) options.http_listen_address = absl::GetFlag(FLAGS_http_listen);
 
   if (given("upstream")) options.upstream.target = absl::GetFlag(FLAGS_upstream);
   if (given("upstream_outage")) {
@@ -222,6 +228,9 @@ int main(int argc, char** argv) {
     absl::Status status = air::ValidateServerOptions(options);
     if (status.ok() && !options.metrics_listen.empty()) {
       status = air::ValidateListenAddress(options.metrics_listen, "metrics_listen");
+    }
+    if (status.ok() && !options.http_listen_address.empty()) {
+      status = air::ValidateListenAddress(options.http_listen_address, "http_listen");
     }
     if (status.ok() && !options.health_listen.empty()) {
       status = air::ValidateListenAddress(options.health_listen, "health_listen");
@@ -268,15 +277,23 @@ int main(int argc, char** argv) {
                  {"port", std::to_string((*server)->port())},
                  {"database", options.db_path},
                  {"metrics_port", std::to_string((*server)->metrics_port())},
-                 {"health_port", std::to_string((*server)->health_port())}});
-  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
+                 {"health_port", std::to_string((*server)->health_port())},
+                 {"http_port", std::to_string((*server)->http_port())}});
+  // Readers never see half a file: write, then rename.
+  auto write_port_file = [](const std::string& path, int port) {
+    if (path.empty()) return;
+    const std::string tmp = path + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fprintf(f, "%d\n", (*server)->port());
+      std::fprintf(f, "%d\n", port);
       std::fclose(f);
-      std::rename(tmp.c_str(), port_file.c_str());  // readers never see half a file
+      std::rename(tmp.c_str(), path.c_str());
     }
+  };
+  // The HTTP port first: a script that waits for --port_file finds both.
+  if ((*server)->http_port() != 0) {
+    write_port_file(absl::GetFlag(FLAGS_http_port_file), (*server)->http_port());
   }
+  write_port_file(absl::GetFlag(FLAGS_port_file), (*server)->port());
 
   int signal_number = 0;
   while (true) {

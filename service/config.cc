@@ -159,6 +159,10 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
     AIR_RETURN_IF_ERROR(ValidateListenAddress(config.metrics_listen(), "metrics_listen"));
     options.metrics_listen = config.metrics_listen();
   }
+  if (!config.http_listen().empty()) {
+    AIR_RETURN_IF_ERROR(ValidateListenAddress(config.http_listen(), "http_listen"));
+    options.http_listen_address = config.http_listen();
+  }
   if (!config.health_listen().empty()) {
     AIR_RETURN_IF_ERROR(ValidateListenAddress(config.health_listen(), "health_listen"));
     options.health_listen = config.health_listen();
@@ -271,6 +275,12 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   }
   if (SameAddress(options.health_listen, options.listen_address)) {
     return InvalidField("health_listen", "must differ from listen", "INVALID_CONFIG");
+  }
+  if (SameAddress(options.http_listen_address, options.listen_address)) {
+    return InvalidField("http_listen", "must differ from listen", "INVALID_CONFIG");
+  }
+  if (SameAddress(options.http_listen_address, options.metrics_listen)) {
+    return InvalidField("http_listen", "must differ from metrics_listen", "INVALID_CONFIG");
   }
   if (SameAddress(options.health_listen, options.metrics_listen)) {
     return InvalidField("health_listen", "must differ from metrics_listen", "INVALID_CONFIG");

@@ -20,6 +20,8 @@
 #include "service/housekeeping.h"
 #include "service/metrics.h"
 #include "service/operations_service.h"
+#include "service/console_service.h"
+#include "service/http_gateway.h"
 #include "service/upstream_link.h"
 #include "spdlog/spdlog.h"
 #include "storage/sqlite_repository.h"
@@ -80,6 +82,7 @@ struct AirServer::Parts {
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
   std::unique_ptr<ActionServiceImpl> action_service;
   std::unique_ptr<OperationsServiceImpl> operations_service;
+  std::unique_ptr<ConsoleServiceImpl> console_service;
   std::unique_ptr<ExpirySweeper> sweeper;
   std::unique_ptr<EventRetention> retention;
   // Declared after the repository: its workers stop before the repository.
@@ -93,6 +96,9 @@ struct AirServer::Parts {
   int health_port = 0;
   // Declared last: stops serving scrapes before anything they read goes.
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+  // The web console; reaches the services through `server`'s in-process
+  // channel, so it is stopped before `server`.
+  std::unique_ptr<HttpGateway> http;
 
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -117,6 +123,20 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
         options.tokens_file.empty() ? (options.tls.enabled() ? "authentication"
                                                              : " or authentication")
                                     : "");
+  }
+  if (!options.http_listen_address.empty() &&
+      !IsLoopbackAddress(options.http_listen_address) &&
+      (!options.tls.enabled() || options.tokens_file.empty())) {
+    if (!options.allow_insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve the web console on ", options.http_listen_address,
+          " without TLS and authentication; configure --tls_cert/--tls_key and "
+          "--tokens_file, or pass --allow_insecure to accept the risk"));
+    }
+    spdlog::critical(
+        "INSECURE: serving the web console on {} without TLS or authentication; "
+        "anyone who reaches this port can read and decide remediation actions",
+        options.http_listen_address);
   }
   if (!options.tokens_file.empty()) {
     AIR_ASSIGN_OR_RETURN(parts->authenticator, Authenticator::Load(options.tokens_file));
@@ -171,6 +191,8 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
       *parts->repository, *parts->hub, *parts->access, options.watch_limits);
   parts->operations_service =
       std::make_unique<OperationsServiceImpl>(options.db_path, *parts->access);
+  parts->console_service =
+      std::make_unique<ConsoleServiceImpl>(*parts->access, parts->authenticator != nullptr);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -178,6 +200,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   builder.AddListeningPort(options.listen_address, credentials, &parts->port);
   builder.RegisterService(parts->investigation_service.get());
   builder.RegisterService(parts->action_service.get());
+  builder.RegisterService(parts->console_service.get());
   builder.RegisterService(parts->upstream->sync_service());
   builder.RegisterService(parts->operations_service.get());
   {
@@ -226,6 +249,29 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
     spdlog::info("metrics on http://{}/metrics (port {})", options.metrics_listen,
                  parts->metrics_endpoint->port());
   }
+  if (!options.http_listen_address.empty()) {
+    HttpGatewayOptions http;
+    http.listen_address = options.http_listen_address;
+    http.tls_cert_file = options.tls.cert_file;
+    http.tls_key_file = options.tls.key_file;
+    // Browsers sign in with tokens; client certificates are asked for only
+    // when gRPC requires them too, so HTTP is never the weaker door.
+    if (options.tls.require_client_cert) http.tls_client_ca_file = options.tls.client_ca_file;
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(64 << 20);
+    absl::StatusOr<std::unique_ptr<HttpGateway>> gateway =
+        HttpGateway::Start(http, parts->server->InProcessChannel(channel_args));
+    if (!gateway.ok()) {
+      parts->hub->Shutdown();
+      parts->server->Shutdown(std::chrono::system_clock::now());
+      parts->server->Wait();
+      if (parts->health_server) parts->health_server->Shutdown();
+      return gateway.status();
+    }
+    parts->http = *std::move(gateway);
+    spdlog::info("web console and JSON API on {} port {}",
+                 options.tls.enabled() ? "HTTPS" : "HTTP", parts->http->port());
+  }
 
   if (options.housekeeping_interval > absl::ZeroDuration()) {
     ExpirySweeper* sweeper = parts->sweeper.get();
@@ -263,12 +309,16 @@ int AirServer::metrics_port() const {
 }
 ServerMetrics& AirServer::metrics() { return *parts_->metrics; }
 
+int AirServer::http_port() const { return parts_->http ? parts_->http->port() : 0; }
+
 void AirServer::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&parts_->mu);
     if (parts_->shut_down) return;
     parts_->shut_down = true;
   }
+  // The console's live views end first; it needs the gRPC server to do so.
+  if (parts_->http) parts_->http->Stop();
   parts_->housekeeping.reset();
   parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();

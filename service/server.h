@@ -70,6 +70,12 @@ struct ServerOptions {
   std::string tokens_file;
   // Serve a non-loopback address without TLS and authentication.
   bool allow_insecure = false;
+  // HOST:PORT for the web console and its JSON API (service/http_gateway.h);
+  // empty (the default) serves no HTTP. Port 0 picks a free port (see
+  // AirServer::http_port()). HTTPS with the gRPC TLS files when they are set;
+  // the same rule as for gRPC refuses a non-loopback address without TLS and
+  // authentication unless allow_insecure.
+  std::string http_listen_address;
   // Two-person approval and automation rules.
   DecisionPolicy policy;
   // Prometheus metrics endpoint (HTTP GET /metrics), HOST:PORT; port 0 picks
@@ -103,6 +109,8 @@ class AirServer {
   int health_port() const;
   int metrics_port() const;
   ServerMetrics& metrics();
+  // The bound HTTP port of the web console; 0 when HTTP is off.
+  int http_port() const;
   // Ends watch streams with UNAVAILABLE, lets in-flight calls finish within
   // `grace`, then stops. Idempotent.
   void Shutdown(absl::Duration grace = absl::Seconds(10));

@@ -12,6 +12,8 @@ packages=(
   prometheus-cpp-dev
   # google/rpc/{status,error_details}.proto, compiled with our own protos.
   golang-github-gogo-googleapis-dev
+  # The web console's HTTP server (cpp-httplib).
+  libcpp-httplib-dev
 )
 # What only the tests need, unless only building (AIR_DEPS=build, as the
 # Dockerfile's build stage does).
@@ -20,6 +22,9 @@ if [ "${AIR_DEPS:-all}" != "build" ]; then
   packages+=(python3-grpcio python3-venv python3-pip openssl)
   # The tests of deploy/: systemd-analyze verify, the manifests' YAML.
   packages+=(systemd python3 python3-yaml)
+  # The headless browser the web console's end-to-end tests drive (with
+  # playwright-core from npm; Node below).
+  packages+=(chromium)
   # Node (Node client, buf, browser tests): Debian's only if none is installed,
   # since a NodeSource nodejs already ships npm and conflicts with Debian's.
   if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi

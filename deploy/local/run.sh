@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Quick start: builds aird and runs it on 127.0.0.1:50051 with demo data in
-# ./air-demo.db. Extra arguments go to aird (e.g. --listen=127.0.0.1:6000).
+# Quick start: builds aird and runs it on 127.0.0.1:50051 (gRPC) and
+# http://127.0.0.1:8080/ (the web console) with demo data in ./air-demo.db.
+# Extra arguments go to aird (e.g. --listen=127.0.0.1:6000,
+# --http_listen=127.0.0.1:9090, --tokens_file=tokens).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/build.sh
 build_dir="${AIR_BUILD_DIR:-build}"
 echo
-echo "aird is starting with demo data. In another terminal try:"
+echo "aird is starting with demo data."
+echo "Web console: http://127.0.0.1:8080/ (no sign-in without --tokens_file)"
+echo "In another terminal try:"
 echo "  $build_dir/clients/airctl/airctl investigations list"
 echo "  $build_dir/clients/airctl/airctl actions list --filter='state = STATE_PENDING'"
 echo "  $build_dir/clients/airctl/airctl actions watch"
 echo
-exec "$build_dir/service/aird" --demo --db=air-demo.db "$@"
+exec "$build_dir/service/aird" --demo --db=air-demo.db --http_listen=127.0.0.1:8080 "$@"

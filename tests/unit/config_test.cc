@@ -103,6 +103,7 @@ TEST(Config, EverySettingIsInTheFile) {
     }
     metrics_listen: "127.0.0.1:9464"
     health_listen: "0.0.0.0:50052"
+    http_listen: "127.0.0.1:8080"
     log { format: "text" level: "debug" }
     full_fsync: true
     demo: true
@@ -118,6 +119,7 @@ TEST(Config, EverySettingIsInTheFile) {
   )pb", &o));
   EXPECT_EQ(o.listen_address, "0.0.0.0:6000");
   EXPECT_EQ(o.db_path, "/data/air.db");
+  EXPECT_EQ(o.http_listen_address, "127.0.0.1:8080");
   EXPECT_EQ(o.upstream.target, "upstream.example:7443");
   EXPECT_EQ(o.upstream.outage_threshold, absl::Minutes(1));
   EXPECT_EQ(o.upstream.sync.poll_interval, absl::Milliseconds(500));
