@@ -16,12 +16,16 @@
 #include "service/config.h"
 #include "service/logging.h"
 #include "service/server.h"
+#include "storage/postgres_repository.h"
 #include "storage/sqlite_backup.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address HOST:PORT (port 0 picks a free port)");
-ABSL_FLAG(std::string, db, "air.db", "SQLite database file (created if missing)");
+ABSL_FLAG(std::string, db, "air.db",
+          "SQLite database file (created if missing), or a PostgreSQL URI "
+          "(postgresql://USER@HOST:PORT/DB; give the password in PGPASSWORD or "
+          "~/.pgpass, not in the URI) to run several replicas on one database");
 ABSL_FLAG(bool, demo, false, "fill an empty database with demo investigations");
 ABSL_FLAG(bool, full_fsync, false,
           "fsync every commit (synchronous=FULL): durable against power loss");
@@ -247,6 +251,10 @@ int main(int argc, char** argv) {
   }
 
   if (const std::string backup = absl::GetFlag(FLAGS_backup); !backup.empty()) {
+    if (air::IsPostgresDatabase(options.db_path)) {
+      spdlog::critical("--backup copies a SQLite database; back PostgreSQL up with pg_dump");
+      return 1;
+    }
     absl::StatusOr<air::BackupResult> result =
         air::BackupSqliteDatabase(options.db_path, backup);
     if (!result.ok()) {
@@ -275,7 +283,7 @@ int main(int argc, char** argv) {
   air::LogEvent(spdlog::level::info, "aird", "aird serving",
                 {{"listen", options.listen_address},
                  {"port", std::to_string((*server)->port())},
-                 {"database", options.db_path},
+                 {"database", air::RedactPostgresConninfo(options.db_path)},
                  {"metrics_port", std::to_string((*server)->metrics_port())},
                  {"health_port", std::to_string((*server)->health_port())},
                  {"http_port", std::to_string((*server)->http_port())}});

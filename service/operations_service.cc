@@ -16,6 +16,7 @@
 #include "domain/lifecycle.h"
 #include "service/grpc_status.h"
 #include "service/logging.h"
+#include "storage/postgres_repository.h"
 #include "storage/sqlite_backup.h"
 
 namespace air {
@@ -194,6 +195,12 @@ grpc::ServerWriteReactor<v1::BackupDatabaseResponse>* OperationsServiceImpl::Bac
     grpc::CallbackServerContext* context, const v1::BackupDatabaseRequest* /*request*/) {
   absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kOperate);
   if (!caller.ok()) return new FinishedReactor(caller.status());
+  if (IsPostgresDatabase(db_path_)) {
+    return new FinishedReactor(MakeError(
+        absl::StatusCode::kFailedPrecondition,
+        "this server stores its data in PostgreSQL; back it up with pg_dump",
+        "BACKUP_NOT_SUPPORTED"));
+  }
   bool expected = false;
   if (!backup_running_.compare_exchange_strong(expected, true)) {
     return new FinishedReactor(MakeError(absl::StatusCode::kResourceExhausted,

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 
@@ -24,6 +25,7 @@
 #include "service/http_gateway.h"
 #include "service/upstream_link.h"
 #include "spdlog/spdlog.h"
+#include "storage/postgres_repository.h"
 #include "storage/sqlite_repository.h"
 
 namespace air {
@@ -76,7 +78,11 @@ struct AirServer::Parts {
   // The hub is declared before the repository so that it outlives the
   // repository's writer thread, which publishes to it until it stops.
   std::unique_ptr<EventHub> hub;
-  std::unique_ptr<SqliteRepository> repository;
+  std::unique_ptr<Repository> repository;
+  // PostgreSQL only: which replica runs sync, delivery and the expiry
+  // sweeper. Null for SQLite (one process: always the leader).
+  std::unique_ptr<PostgresLeaderElection> election;
+  std::atomic<bool> leader{true};
   std::unique_ptr<Authenticator> authenticator;  // null: auth disabled
   std::unique_ptr<AccessControl> access;
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
@@ -148,11 +154,20 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
     AIR_ASSIGN_OR_RETURN(credentials, MakeTlsCredentials(options.tls));
   }
 
-  SqliteOptions db;
-  db.path = options.db_path;
-  db.full_fsync = options.full_fsync;
-  db.clock = options.clock;
-  AIR_ASSIGN_OR_RETURN(parts->repository, SqliteRepository::Open(db));
+  const bool postgres = IsPostgresDatabase(options.db_path);
+  if (postgres) {
+    PostgresOptions db;
+    db.conninfo = options.db_path;
+    db.clock = options.clock;
+    AIR_ASSIGN_OR_RETURN(parts->repository, PostgresRepository::Open(db));
+    parts->leader = false;  // until the election says otherwise
+  } else {
+    SqliteOptions db;
+    db.path = options.db_path;
+    db.full_fsync = options.full_fsync;
+    db.clock = options.clock;
+    AIR_ASSIGN_OR_RETURN(parts->repository, SqliteRepository::Open(db));
+  }
 
   AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, parts->repository->GetEventLogBounds());
   parts->hub = std::make_unique<EventHub>(bounds.head);
@@ -276,8 +291,10 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   if (options.housekeeping_interval > absl::ZeroDuration()) {
     ExpirySweeper* sweeper = parts->sweeper.get();
     EventRetention* retention = parts->retention.get();
+    std::atomic<bool>* leader = &parts->leader;
     parts->housekeeping = std::make_unique<PeriodicTask>(
-        options.housekeeping_interval, [sweeper, retention] {
+        options.housekeeping_interval, [sweeper, retention, leader] {
+          if (!leader->load()) return;  // another replica sweeps
           if (auto expired = sweeper->RunOnce(); !expired.ok()) {
             spdlog::warn("expiry sweep failed: {}", std::string(expired.status().message()));
           } else if (*expired > 0) {
@@ -291,10 +308,28 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
   grpc::HealthCheckServiceInterface* probe_health =
       parts->health_server ? parts->health_server->GetHealthCheckService() : nullptr;
-  parts->upstream->Start([health, probe_health](bool serving) {
-    health->SetServingStatus(kSyncHealthService, serving);
-    if (probe_health != nullptr) probe_health->SetServingStatus(kSyncHealthService, serving);
-  });
+  parts->upstream->Start(
+      [health, probe_health](bool serving) {
+        health->SetServingStatus(kSyncHealthService, serving);
+        if (probe_health != nullptr) probe_health->SetServingStatus(kSyncHealthService, serving);
+      },
+      /*run_workers=*/!postgres);
+  if (postgres) {
+    // Exactly one replica syncs, delivers decisions and expires actions: the
+    // holder of a session advisory lock. If it dies, PostgreSQL drops the
+    // lock with its session and another replica takes over at its next
+    // attempt. A decision delivered but not yet marked when the leader died
+    // is delivered again by the next one; the upstream deduplicates it by
+    // request_id.
+    PostgresLeaderElection::Options election;
+    election.conninfo = options.db_path;
+    election.retry_interval = options.leader_retry_interval;
+    Parts* p = parts.get();
+    parts->election = PostgresLeaderElection::Start(election, [p](bool leader) {
+      p->leader = leader;
+      p->upstream->SetLeader(leader);
+    });
+  }
   return std::unique_ptr<AirServer>(new AirServer(std::move(parts)));
 }
 
@@ -320,6 +355,8 @@ void AirServer::Shutdown(absl::Duration grace) {
   // The console's live views end first; it needs the gRPC server to do so.
   if (parts_->http) parts_->http->Stop();
   parts_->housekeeping.reset();
+  // Leadership goes first, so another replica can take over at once.
+  if (parts_->election) parts_->election->Stop();
   parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();
   if (parts_->health_server) parts_->health_server->GetHealthCheckService()->Shutdown();
@@ -343,6 +380,7 @@ EventHub& AirServer::hub() { return *parts_->hub; }
 ExpirySweeper& AirServer::expiry_sweeper() { return *parts_->sweeper; }
 EventRetention& AirServer::event_retention() { return *parts_->retention; }
 UpstreamLink& AirServer::upstream() { return *parts_->upstream; }
+bool AirServer::is_leader() const { return parts_->leader.load(); }
 
 absl::Status AirServer::ReloadTokens() {
   if (parts_->authenticator == nullptr) return absl::OkStatus();

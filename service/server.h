@@ -41,8 +41,12 @@ struct TlsOptions {
 struct ServerOptions {
   // gRPC listen address; port 0 picks a free port (see AirServer::port()).
   std::string listen_address = "127.0.0.1:50051";
-  // SQLite database file.
+  // SQLite database file, or a PostgreSQL URI (postgresql://... or
+  // postgres://...) to share one database between several replicas.
   std::string db_path = "air.db";
+  // PostgreSQL: how often a replica that is not the leader tries to take
+  // over (and the leader checks its lock).
+  absl::Duration leader_retry_interval = absl::Seconds(1);
   // fsync every commit (PRAGMA synchronous=FULL) instead of NORMAL.
   bool full_fsync = false;
   // Fill an empty database with the demo set.
@@ -121,6 +125,9 @@ class AirServer {
   EventHub& hub();
   ExpirySweeper& expiry_sweeper();
   EventRetention& event_retention();
+  // Whether this replica runs sync, delivery and the expiry sweeper (always
+  // true on SQLite; on PostgreSQL, the holder of the leader lock).
+  bool is_leader() const;
   // The upstream sync link (always present; idle without an upstream).
   UpstreamLink& upstream();
   // Re-reads the tokens file (SIGHUP). OK when authentication is disabled.

@@ -14,7 +14,7 @@ namespace air {
 absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
     const UpstreamOptions& options, Repository& repository, const Clock* clock,
     const AccessControl* access) {
-  std::unique_ptr<UpstreamLink> link(new UpstreamLink());
+  std::unique_ptr<UpstreamLink> link(new UpstreamLink(repository, options));
   UpstreamLink* self = link.get();
   link->monitor_ = std::make_unique<SyncMonitor>(
       options.target, options.outage_threshold, clock, [self](bool serving) {
@@ -42,41 +42,78 @@ absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
                                         args);
   }
   link->client_ = NewGrpcUpstreamClient(std::move(channel));
-  link->sync_ = std::make_unique<UpstreamSyncWorker>(repository, *link->client_,
-                                                     *link->monitor_, options.sync);
-  link->delivery_ = std::make_unique<DecisionDeliveryWorker>(
-      repository, *link->client_, *link->monitor_, options.delivery);
+  absl::MutexLock lock(&link->workers_mu_);
+  link->MakeWorkers();
   return link;
 }
+
+void UpstreamLink::MakeWorkers() {
+  sync_ = std::make_unique<UpstreamSyncWorker>(repository_, *client_, *monitor_, options_.sync);
+  delivery_ = std::make_unique<DecisionDeliveryWorker>(repository_, *client_, *monitor_,
+                                                       options_.delivery);
+}
+
+UpstreamLink::UpstreamLink(Repository& repository, const UpstreamOptions& options)
+    : repository_(repository), options_(options) {}
 
 UpstreamLink::~UpstreamLink() { Stop(); }
 
 grpc::Service* UpstreamLink::sync_service() { return service_.get(); }
 
-void UpstreamLink::Start(std::function<void(bool)> set_health) {
+void UpstreamLink::Start(std::function<void(bool)> set_health, bool run_workers) {
   set_health_ = std::move(set_health);
   if (set_health_) set_health_(monitor_->serving());
-  if (sync_ != nullptr) {
+  if (run_workers) SetLeader(true);
+}
+
+void UpstreamLink::SetLeader(bool leader) {
+  absl::MutexLock lock(&workers_mu_);
+  if (sync_ == nullptr || stopped_ || leader == running_) return;
+  if (leader) {
+    // Fresh workers: a cursor or outbox position cached while another
+    // replica was syncing would be stale.
+    if (sync_->started()) MakeWorkers();
     spdlog::info("upstream sync: starting with {}", monitor_->Snapshot({}).upstream());
     sync_->Start();
     delivery_->Start();
+    absl::MutexLock wake_lock(&wake_mu_);
+    wake_target_ = delivery_.get();
+  } else {
+    spdlog::info("upstream sync: stopping (another replica leads)");
+    {
+      absl::MutexLock wake_lock(&wake_mu_);
+      wake_target_ = nullptr;
+    }
+    sync_->Stop();
+    delivery_->Stop();
   }
+  running_ = leader;
 }
 
 void UpstreamLink::Stop() {
-  if (sync_ != nullptr) sync_->Stop();
-  if (delivery_ != nullptr) delivery_->Stop();
+  {
+    absl::MutexLock lock(&workers_mu_);
+    stopped_ = true;
+    running_ = false;
+    {
+      absl::MutexLock wake_lock(&wake_mu_);
+      wake_target_ = nullptr;
+    }
+    if (sync_ != nullptr) sync_->Stop();
+    if (delivery_ != nullptr) delivery_->Stop();
+  }
   // Nothing may report health once the server is going away.
   set_health_ = nullptr;
   if (sim_server_ != nullptr) sim_server_->Shutdown();
 }
 
 void UpstreamLink::OnCommit(const std::vector<v1::Event>& events) {
-  if (delivery_ == nullptr) return;
+  absl::MutexLock lock(&wake_mu_);
+  if (wake_target_ == nullptr) return;
   for (const v1::Event& event : events) {
     if (event.type() == v1::Event::TYPE_ACTION_APPROVED ||
         event.type() == v1::Event::TYPE_ACTION_REJECTED) {
-      delivery_->Wake();
+      wake_target_->Wake();
       return;
     }
   }

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "air/v1/event.pb.h"
 #include "domain/clock.h"
@@ -63,8 +65,13 @@ class UpstreamLink {
   // The gRPC service to register on aird's server (air.v1.SyncService).
   grpc::Service* sync_service();
   // Starts syncing and delivering. `set_health` receives the verdict for
-  // kSyncHealthService now and on every change.
-  void Start(std::function<void(bool serving)> set_health);
+  // kSyncHealthService now and on every change. With `run_workers` false
+  // (a replica that is not the leader) nothing syncs until SetLeader(true).
+  void Start(std::function<void(bool serving)> set_health, bool run_workers = true);
+  // Several replicas on one database: only the leader runs the sync worker
+  // and decision delivery. true starts fresh workers (they reload the cursor
+  // and the outbox from storage); false stops them. Thread-safe.
+  void SetLeader(bool leader);
   // Stops both workers (each within one RPC timeout). Idempotent.
   void Stop();
   // Tell the link about committed events (from the commit observer): a new
@@ -75,19 +82,42 @@ class UpstreamLink {
   // The in-process simulator for target "sim"; null otherwise.
   sim::UpstreamSimulator* simulator() { return simulator_.get(); }
   // The workers, for tests that step them; null without an upstream.
-  UpstreamSyncWorker* sync_worker() { return sync_.get(); }
-  DecisionDeliveryWorker* delivery_worker() { return delivery_.get(); }
+  UpstreamSyncWorker* sync_worker() {
+    absl::MutexLock lock(&workers_mu_);
+    return sync_.get();
+  }
+  DecisionDeliveryWorker* delivery_worker() {
+    absl::MutexLock lock(&workers_mu_);
+    return delivery_.get();
+  }
+  // Whether this replica's workers run (false before Start and when not the
+  // leader).
+  bool running() {
+    absl::MutexLock lock(&workers_mu_);
+    return running_;
+  }
 
  private:
-  UpstreamLink() = default;
+  UpstreamLink(Repository& repository, const UpstreamOptions& options);
+  void MakeWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(workers_mu_);
 
+  Repository& repository_;
+  const UpstreamOptions options_;
   std::function<void(bool)> set_health_;
   std::unique_ptr<sim::UpstreamSimulator> simulator_;
   std::unique_ptr<sim::SimServer> sim_server_;
   std::unique_ptr<UpstreamClient> client_;
   std::unique_ptr<SyncMonitor> monitor_;
-  std::unique_ptr<UpstreamSyncWorker> sync_;
-  std::unique_ptr<DecisionDeliveryWorker> delivery_;
+  // Guards the workers' lifetime against OnCommit on the writer thread.
+  absl::Mutex workers_mu_;
+  std::unique_ptr<UpstreamSyncWorker> sync_ ABSL_GUARDED_BY(workers_mu_);
+  std::unique_ptr<DecisionDeliveryWorker> delivery_ ABSL_GUARDED_BY(workers_mu_);
+  bool running_ ABSL_GUARDED_BY(workers_mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(workers_mu_) = false;
+  // What OnCommit wakes: a separate lock, since the writer thread calls
+  // OnCommit while a worker being stopped may wait for that very writer.
+  absl::Mutex wake_mu_ ABSL_ACQUIRED_AFTER(workers_mu_);
+  DecisionDeliveryWorker* wake_target_ ABSL_GUARDED_BY(wake_mu_) = nullptr;
   std::unique_ptr<SyncServiceImpl> service_;
 };
 

@@ -79,6 +79,8 @@ class UpstreamSyncWorker {
 
   void Start();
   void Stop();
+  // Start() was called (a stopped worker cannot start again).
+  bool started() const { return thread_.joinable() || sleep_.stopped(); }
   // Polls now instead of at the end of the current wait.
   void Wake() { sleep_.Wake(); }
 

@@ -267,7 +267,14 @@ class WatchReactor final : public Reactor {
       preload.push_back(std::move(complete));
       cursor = snapshot.sequence;
     } else {
-      const int64_t head = hub_.head();
+      int64_t head = hub_.head();
+      if (request.after_sequence() > head) {
+        // With several replicas this one's hub may trail the shared log by
+        // a notification: a client resuming here from another replica is not
+        // ahead unless the log itself is.
+        AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, repository.GetEventLogBounds());
+        head = std::max(head, bounds.head);
+      }
       if (request.after_sequence() > head) {
         return MakeError(absl::StatusCode::kInvalidArgument,
                          absl::StrCat("after_sequence: ", request.after_sequence(),

@@ -1,4 +1,6 @@
-// The SQLite repository and the commands on top of it, on real temp files.
+// The repository contract and the commands on top of it, run unchanged
+// against both backends: SQLite on real temp files, and PostgreSQL on a real
+// server started in a temporary directory (tests/support/postgres_server.h).
 #include <sqlite3.h>
 
 #include <atomic>
@@ -9,13 +11,16 @@
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/housekeeping.h"
+#include "storage/postgres_repository.h"
 #include "storage/sqlite_repository.h"
 #include "absl/strings/str_join.h"
+#include "tests/support/postgres_server.h"
 #include "tests/support/test_support.h"
 
 namespace air {
 namespace {
 
+using testing::PostgresServer;
 using testing::StatusIs;
 using testing::TempDir;
 using v1::Action;
@@ -23,20 +28,62 @@ using v1::Investigation;
 
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 
-class RepositoryTest : public ::testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+}
+
+using testing::SharedPostgres;
+
+// One PostgreSQL server for the whole binary, started by the first test that
+// needs it; each test gets its own database.
+::testing::Environment* const kPostgresEnvironment =
+    ::testing::AddGlobalTestEnvironment(new testing::SharedPostgresEnvironment);
+
+class RepositoryTest : public ::testing::TestWithParam<Backend> {
  protected:
   RepositoryTest() : clock_(kStart) {}
 
-  void SetUp() override { Reopen(); }
+  void SetUp() override {
+    if (GetParam() == Backend::kPostgres) {
+      PostgresServer* server = SharedPostgres();
+      ASSERT_NE(server, nullptr);
+      auto url = server->CreateDatabase();
+      ASSERT_TRUE(url.ok()) << url.status();
+      url_ = *url;
+    }
+    Reopen();
+  }
 
   void Reopen() {
     repo_.reset();
-    SqliteOptions options;
-    options.path = dir_.File("air.db");
-    options.clock = &clock_;
-    auto repo = SqliteRepository::Open(options);
-    ASSERT_TRUE(repo.ok()) << repo.status();
-    repo_ = std::move(*repo);
+    if (GetParam() == Backend::kSqlite) {
+      SqliteOptions options;
+      options.path = dir_.File("air.db");
+      options.clock = &clock_;
+      auto repo = SqliteRepository::Open(options);
+      ASSERT_TRUE(repo.ok()) << repo.status();
+      repo_ = std::move(*repo);
+    } else {
+      PostgresOptions options;
+      options.conninfo = url_;
+      options.clock = &clock_;
+      auto repo = PostgresRepository::Open(options);
+      ASSERT_TRUE(repo.ok()) << repo.status();
+      repo_ = std::move(*repo);
+    }
+  }
+
+  // Runs raw SQL on the database behind the (closed) repository, as an
+  // intruder with database access would; true if it succeeded.
+  bool ExecRaw(const std::string& sql) {
+    if (GetParam() == Backend::kPostgres) return PostgresServer::Exec(url_, sql).ok();
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(dir_.File("air.db").c_str(), &db), SQLITE_OK);
+    const bool ok = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
   }
 
   // Creates investigation `inv` with `n` pending actions inv-a0..a(n-1).
@@ -76,11 +123,15 @@ class RepositoryTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string url_;  // PostgreSQL only
   ManualClock clock_;
-  std::unique_ptr<SqliteRepository> repo_;
+  std::unique_ptr<Repository> repo_;
 };
 
-TEST_F(RepositoryTest, SurvivesReopen) {
+INSTANTIATE_TEST_SUITE_P(Backends, RepositoryTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
+
+TEST_P(RepositoryTest, SurvivesReopen) {
   Seed("inv-1", 2);
   AIR_ASSERT_OK(Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED));
   Reopen();
@@ -97,7 +148,7 @@ TEST_F(RepositoryTest, SurvivesReopen) {
   EXPECT_EQ(bounds->head, 1 + 2 + 1 + 1);
 }
 
-TEST_F(RepositoryTest, UnknownIdsAreNotFound) {
+TEST_P(RepositoryTest, UnknownIdsAreNotFound) {
   EXPECT_THAT(repo_->GetAction("nope"), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(repo_->GetInvestigation("nope"), StatusIs(absl::StatusCode::kNotFound));
   auto decided = Decide({"nope"}, v1::Decision::OUTCOME_APPROVED);
@@ -105,7 +156,7 @@ TEST_F(RepositoryTest, UnknownIdsAreNotFound) {
   EXPECT_EQ(ErrorMetadata(decided.status(), "action_id"), "nope");
 }
 
-TEST_F(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
+TEST_P(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
   Seed("inv-1", 1);
   constexpr int kDeciders = 16;
   std::atomic<int> won{0}, lost{0};
@@ -130,7 +181,7 @@ TEST_F(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
   EXPECT_EQ(audit->size(), 1u);
 }
 
-TEST_F(RepositoryTest, BatchIsAllOrNothing) {
+TEST_P(RepositoryTest, BatchIsAllOrNothing) {
   Seed("inv-1", 3);
   AIR_ASSERT_OK(Decide({"inv-1-a1"}, v1::Decision::OUTCOME_REJECTED));
   auto head_before = repo_->GetEventLogBounds()->head;
@@ -141,7 +192,7 @@ TEST_F(RepositoryTest, BatchIsAllOrNothing) {
   EXPECT_EQ(repo_->GetEventLogBounds()->head, head_before);  // no event leaked
 }
 
-TEST_F(RepositoryTest, BatchRefusesMixedTypes) {
+TEST_P(RepositoryTest, BatchRefusesMixedTypes) {
   Seed("inv-1", 1, v1::ACTION_TYPE_BLOCK_URL);
   Seed("inv-2", 1, v1::ACTION_TYPE_ISOLATE_DEVICE);
   auto batch = Decide({"inv-1-a0", "inv-2-a0"}, v1::Decision::OUTCOME_APPROVED);
@@ -150,7 +201,7 @@ TEST_F(RepositoryTest, BatchRefusesMixedTypes) {
   EXPECT_EQ(repo_->GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
 }
 
-TEST_F(RepositoryTest, ReplayedRequestIdReturnsFirstResultUnchanged) {
+TEST_P(RepositoryTest, ReplayedRequestIdReturnsFirstResultUnchanged) {
   Seed("inv-1", 1);
   auto first = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED, "req-1");
   AIR_ASSERT_OK(first);
@@ -165,7 +216,7 @@ TEST_F(RepositoryTest, ReplayedRequestIdReturnsFirstResultUnchanged) {
   EXPECT_EQ(ErrorReason(reused.status()), "REQUEST_ID_REUSED");
 }
 
-TEST_F(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
+TEST_P(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
   Seed("inv-1", 2);
   // Queue several writes at once so they share a commit; the middle one fails.
   std::atomic<int> pending{3};
@@ -207,7 +258,7 @@ TEST_F(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
   }
 }
 
-TEST_F(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
+TEST_P(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
   Seed("inv-1", 200);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -226,18 +277,12 @@ TEST_F(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
   EXPECT_EQ(repo_->GetInvestigation("inv-1")->action_counts().approved(), 200);
 }
 
-TEST_F(RepositoryTest, AuditIsAppendOnly) {
+TEST_P(RepositoryTest, AuditIsAppendOnly) {
   Seed("inv-1", 1);
   AIR_ASSERT_OK(Decide({"inv-1-a0"}, v1::Decision::OUTCOME_REJECTED));
   repo_.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("air.db").c_str(), &db), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(db, "UPDATE decision_audit SET decider = 'mallory'", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(db, "DELETE FROM decision_audit", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  EXPECT_FALSE(ExecRaw("UPDATE decision_audit SET decider = 'mallory'"));
+  EXPECT_FALSE(ExecRaw("DELETE FROM decision_audit"));
   Reopen();
   auto audit = repo_->ListAudit("inv-1-a0");
   AIR_ASSERT_OK(audit);
@@ -245,7 +290,7 @@ TEST_F(RepositoryTest, AuditIsAppendOnly) {
   EXPECT_EQ((*audit)[0].decision.decider(), "alice");
 }
 
-TEST_F(RepositoryTest, KeysetPagesAreStableWhileRowsAreInserted) {
+TEST_P(RepositoryTest, KeysetPagesAreStableWhileRowsAreInserted) {
   Seed("inv-1", 5);
   ActionQuery query;
   query.page_size = 2;
@@ -271,7 +316,7 @@ TEST_F(RepositoryTest, KeysetPagesAreStableWhileRowsAreInserted) {
   EXPECT_EQ(unique.size(), 8u);
 }
 
-TEST_F(RepositoryTest, FiltersUseTheRightRows) {
+TEST_P(RepositoryTest, FiltersUseTheRightRows) {
   Seed("inv-1", 3, v1::ACTION_TYPE_BLOCK_URL);
   Seed("inv-2", 2, v1::ACTION_TYPE_ISOLATE_DEVICE);
   AIR_ASSERT_OK(Decide({"inv-2-a0"}, v1::Decision::OUTCOME_APPROVED));
@@ -288,7 +333,7 @@ TEST_F(RepositoryTest, FiltersUseTheRightRows) {
   EXPECT_EQ(repo_->ListActions(query)->actions.size(), 3u);
 }
 
-TEST_F(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
+TEST_P(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
   Seed("inv-1", 2);
   ExpirySweeper sweeper(*repo_);
   clock_.Advance(kDefaultActionTtl - absl::Seconds(1));
@@ -310,7 +355,7 @@ TEST_F(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
   EXPECT_EQ(*sweeper.RunOnce(), 0);
 }
 
-TEST_F(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
+TEST_P(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
   Seed("inv-1", 10);  // 1 + 10 + 1 = 12 events
   clock_.Advance(absl::Hours(1));
   Seed("inv-2", 1);   // 3 more, newer
