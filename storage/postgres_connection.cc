@@ -177,6 +177,10 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
                                   ": ", why),
                      "STORAGE_UNAVAILABLE");
   }
+  // Server NOTICEs ("already exists, skipping") go to the debug log, not
+  // to stderr.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { spdlog::debug("postgres: {}", message); }, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 

@@ -14,12 +14,17 @@ packages=(
   golang-github-gogo-googleapis-dev
   # The web console's HTTP server (cpp-httplib).
   libcpp-httplib-dev
+  # The PostgreSQL repository's client library (libpq).
+  libpq-dev
 )
 # What only the tests need, unless only building (AIR_DEPS=build, as the
 # Dockerfile's build stage does).
 if [ "${AIR_DEPS:-all}" != "build" ]; then
   # Client end-to-end tests: Debian's grpcio for the Python client.
   packages+=(python3-grpcio python3-venv python3-pip openssl)
+  # A real PostgreSQL 15 server for the PostgreSQL repository's tests (run
+  # from a temporary directory, never as a system service).
+  packages+=(postgresql)
   # The tests of deploy/: systemd-analyze verify, the manifests' YAML.
   packages+=(systemd python3 python3-yaml)
   # The headless browser the web console's end-to-end tests drive (with
