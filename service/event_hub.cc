@@ -61,6 +61,7 @@ absl::Status EventHub::Subscribe(std::shared_ptr<Subscriber> subscriber) {
                      "the server is shutting down; resume on another server",
                      "SHUTTING_DOWN");
   }
+  if (!suspended_.ok()) return suspended_;
   subscribers_[subscriber.get()] = std::move(subscriber);
   return absl::OkStatus();
 }
@@ -93,6 +94,22 @@ void EventHub::Shutdown() {
       "the server is shutting down; resume from your last sequence",
       "SHUTTING_DOWN");
   for (auto& subscriber : to_close) subscriber->Close(status);
+}
+
+void EventHub::Suspend(const absl::Status& status) {
+  std::vector<std::shared_ptr<Subscriber>> to_close;
+  {
+    absl::MutexLock lock(&mu_);
+    suspended_ = status;
+    for (auto& [key, subscriber] : subscribers_) to_close.push_back(subscriber);
+    subscribers_.clear();
+  }
+  for (auto& subscriber : to_close) subscriber->Close(status);
+}
+
+void EventHub::Resume() {
+  absl::MutexLock lock(&mu_);
+  suspended_ = absl::OkStatus();
 }
 
 void EventHub::NotifierLoop() {

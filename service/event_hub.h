@@ -67,6 +67,11 @@ class EventHub {
 
   // Closes every subscriber with UNAVAILABLE and refuses new ones.
   void Shutdown();
+  // The database behind the log was lost: ends every subscriber with
+  // `status` and refuses new ones with it (clients resume elsewhere) until
+  // Resume().
+  void Suspend(const absl::Status& status);
+  void Resume();
 
  private:
   void NotifierLoop();
@@ -81,6 +86,7 @@ class EventHub {
       ABSL_GUARDED_BY(mu_);
   bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status suspended_ ABSL_GUARDED_BY(mu_);  // OK unless suspended
   std::thread notifier_;
 };
 

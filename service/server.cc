@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "domain/errors.h"
 #include "domain/status_macros.h"
 #include "service/api_services.h"
 #include "service/auth.h"
@@ -155,11 +156,15 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   }
 
   const bool postgres = IsPostgresDatabase(options.db_path);
+  PostgresRepository* postgres_repository = nullptr;
   if (postgres) {
     PostgresOptions db;
     db.conninfo = options.db_path;
     db.clock = options.clock;
-    AIR_ASSIGN_OR_RETURN(parts->repository, PostgresRepository::Open(db));
+    AIR_ASSIGN_OR_RETURN(std::unique_ptr<PostgresRepository> repository,
+                         PostgresRepository::Open(db));
+    postgres_repository = repository.get();
+    parts->repository = std::move(repository);
     parts->leader = false;  // until the election says otherwise
   } else {
     SqliteOptions db;
@@ -190,6 +195,21 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
         LogCommittedDecisions(events);
         hub->Publish(std::move(events));  // last: it takes the events
       });
+
+  if (postgres_repository != nullptr) {
+    // Streams served from this replica's memory cannot continue while the
+    // database is gone: end them, so clients resume on another replica.
+    postgres_repository->SetConnectionObserver([hub](const absl::Status& status) {
+      if (status.ok()) {
+        hub->Resume();
+        return;
+      }
+      hub->Suspend(MakeError(
+          absl::StatusCode::kUnavailable,
+          "this server lost its database; resume from your last sequence on another server",
+          "STORAGE_UNAVAILABLE"));
+    });
+  }
 
   if (options.demo) {
     AIR_ASSIGN_OR_RETURN(int created, LoadDemoData(*parts->repository, options.action_ttl));

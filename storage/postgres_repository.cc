@@ -252,6 +252,11 @@ class PostgresRepository::Impl {
     observer_ = std::move(observer);
   }
 
+  void SetConnectionObserver(ConnectionObserver observer) {
+    absl::MutexLock lock(&publish_mu_);
+    connection_observer_ = std::move(observer);
+  }
+
  private:
   friend class PostgresWriteTransaction;
   struct Job {
@@ -287,6 +292,13 @@ class PostgresRepository::Impl {
   absl::Mutex publish_mu_;
   CommitObserver observer_ ABSL_GUARDED_BY(publish_mu_);
   int64_t published_ ABSL_GUARDED_BY(publish_mu_) = 0;
+  ConnectionObserver connection_observer_ ABSL_GUARDED_BY(publish_mu_);
+
+  // Writer reconnection backoff (writer thread only): while the database is
+  // down, writes fail fast with UNAVAILABLE instead of each paying for a
+  // connection attempt.
+  absl::Time next_reconnect_ = absl::InfinitePast();
+  absl::Duration reconnect_backoff_ = absl::Milliseconds(100);
 
   std::thread listen_thread_;
   int wake_fd_ = -1;  // eventfd: stops the listener's poll
@@ -630,7 +642,17 @@ void PostgresRepository::Impl::WriterLoop() {
 
 absl::Status PostgresRepository::Impl::EnsureWriter() {
   if (writer_->ok()) return absl::OkStatus();
-  return writer_->Reset();
+  const absl::Time now = absl::Now();
+  if (now < next_reconnect_) return pg::PostgresError("", "write");
+  absl::Status reset = writer_->Reset();
+  if (reset.ok()) {
+    reconnect_backoff_ = absl::Milliseconds(100);
+    spdlog::info("storage: writer reconnected to PostgreSQL");
+  } else {
+    next_reconnect_ = now + reconnect_backoff_;
+    reconnect_backoff_ = std::min(reconnect_backoff_ * 2, absl::Seconds(5));
+  }
+  return reset;
 }
 
 void PostgresRepository::Impl::RunBatch(std::vector<Job>& batch) {
@@ -750,8 +772,27 @@ void PostgresRepository::Impl::ListenLoop() {
     absl::MutexLock lock(&queue_mu_);
     return stopping_;
   };
+  bool connected = true;  // as last reported
+  auto report = [this, &connected](bool now_connected) {
+    if (now_connected == connected) return;
+    connected = now_connected;
+    ConnectionObserver observer;
+    {
+      absl::MutexLock lock(&publish_mu_);
+      observer = connection_observer_;
+    }
+    if (now_connected) {
+      spdlog::info("storage: connected to PostgreSQL again");
+    } else {
+      spdlog::error("storage: lost the connection to PostgreSQL; reconnecting");
+    }
+    if (observer) {
+      observer(now_connected ? absl::OkStatus() : pg::PostgresError("", "connection"));
+    }
+  };
   while (!stopping()) {
     if (conn == nullptr || !conn->ok()) {
+      if (conn != nullptr) report(false);
       conn.reset();
       absl::StatusOr<std::unique_ptr<Connection>> opened = Connection::Open(options_.conninfo);
       if (opened.ok()) {
@@ -762,8 +803,11 @@ void PostgresRepository::Impl::ListenLoop() {
         }
       }
       if (conn == nullptr) {
+        report(false);
         spdlog::warn("storage: cannot listen for other replicas' events; retrying in {} ms",
                      absl::ToInt64Milliseconds(backoff));
+      } else {
+        report(true);
       }
     }
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {conn ? conn->socket() : -1, POLLIN, 0}};
@@ -773,6 +817,7 @@ void PostgresRepository::Impl::ListenLoop() {
       backoff = std::min(backoff * 2, absl::Seconds(5));
     } else if (!conn->ConsumeNotifications().ok()) {
       conn.reset();
+      report(false);
     }
     // On a notification, and on every fallback poll: read what is new.
     PublishCommitted(nullptr);
@@ -804,6 +849,10 @@ void PostgresRepository::WriteAsync(WriteFn fn, DoneFn done) {
 
 void PostgresRepository::SetCommitObserver(CommitObserver observer) {
   impl_->SetObserver(std::move(observer));
+}
+
+void PostgresRepository::SetConnectionObserver(ConnectionObserver observer) {
+  impl_->SetConnectionObserver(std::move(observer));
 }
 
 absl::StatusOr<v1::Action> PostgresRepository::GetAction(absl::string_view id) {

@@ -82,6 +82,13 @@ class PostgresRepository final : public Repository {
   absl::StatusOr<StoreStats> GetStoreStats() override;
   void SetCommitObserver(CommitObserver observer) override;
 
+  // Told when the replica loses its connection to PostgreSQL (UNAVAILABLE)
+  // and when it has it back (OK), on the listener thread. aird ends its
+  // watch streams on loss, so that clients resume on another replica. Set
+  // before the first write; must be quick.
+  using ConnectionObserver = std::function<void(const absl::Status&)>;
+  void SetConnectionObserver(ConnectionObserver observer);
+
   // The schema version this binary writes.
   static int SchemaVersion();
 

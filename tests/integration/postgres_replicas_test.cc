@@ -261,6 +261,55 @@ TEST_F(ReplicasTest, ExactlyOneReplicaLeadsAndAnotherTakesOverWhenItGoes) {
   EXPECT_LT(absl::Now() - stopped, absl::Seconds(5));
 }
 
+TEST_F(ReplicasTest, LosingTheDatabaseEndsStreamsAndFailsCallsWithUnavailableUntilItReturns) {
+  StartReplicas(1);
+  Seed("inv-1", 2);
+  Replica& replica = replicas_[0];
+  const int64_t head = replica.server->repository().GetEventLogBounds()->head;
+  ASSERT_TRUE(Eventually([&] { return replica.server->hub().head() == head; }));
+  auto context = Context(absl::Seconds(30));
+  v1::WatchActionsRequest request;
+  request.set_after_sequence(head);
+  request.mutable_heartbeat_interval()->set_nanos(100'000'000);
+  auto reader = replica.actions->WatchActions(context.get(), request);
+  // The stream is live (a first bookmark) before the database goes away.
+  v1::WatchActionsResponse message;
+  ASSERT_TRUE(reader->Read(&message));
+
+  Postgres().Stop();
+  while (reader->Read(&message)) {
+  }
+  grpc::Status ended = reader->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  grpc::Status decided = Approve(replica, "inv-1-a0");
+  EXPECT_EQ(decided.error_code(), grpc::StatusCode::UNAVAILABLE) << decided.error_message();
+  v1::GetActionRequest get;
+  get.set_id("inv-1-a0");
+  v1::GetActionResponse got;
+  grpc::Status read = replica.actions->GetAction(Context().get(), get, &got);
+  EXPECT_EQ(read.error_code(), grpc::StatusCode::UNAVAILABLE) << read.error_message();
+
+  AIR_ASSERT_OK(Postgres().Restart());
+  // The replica reconnects by itself (with backoff): the decision succeeds
+  // and a new stream sees it.
+  grpc::Status retried;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        retried = Approve(replica, "inv-1-a0");
+        return retried.ok();
+      },
+      absl::Seconds(20)))
+      << retried.error_code() << " " << retried.error_message();
+  // Streams are refused (UNAVAILABLE) until the replica listens again.
+  std::vector<Event> events;
+  ASSERT_TRUE(Eventually([&] {
+    events = WatchFor(replica, head, 1);
+    return !events.empty();
+  }));
+  EXPECT_EQ(events[0].sequence(), head + 1);
+  EXPECT_EQ(events[0].type(), Event::TYPE_ACTION_APPROVED);
+}
+
 TEST(PostgresOpen, AnUnreachableServerIsUnavailableAndTheMessageHidesThePassword) {
   PostgresOptions options;
   // A port nothing listens on: a fresh PostgreSQL port, after its server is

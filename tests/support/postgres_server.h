@@ -130,9 +130,12 @@ class PostgresServer {
   std::string data_dir() const { return dir_ + "/data"; }
 
   absl::Status StartServer() {
+    // fsync=off: the tests crash the server process, never the machine, so
+    // the page cache keeps what was written. synchronous_commit stays on:
+    // a commit acknowledged to aird must survive a server crash.
     const std::string options = absl::StrCat(
         "-p ", port_, " -k ", dir_,
-        " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+        " -c listen_addresses=127.0.0.1 -c fsync=off"
         " -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB");
     const std::string cmd = absl::StrCat(run_as_, BinDir(), "/pg_ctl -D ", data_dir(), " -l ",
                                          dir_, "/server.log -o '", options,
