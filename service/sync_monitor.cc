@@ -33,6 +33,7 @@ SyncMonitor::SyncMonitor(std::string upstream, absl::Duration outage_threshold,
       clock_(clock != nullptr ? clock : SystemClock::Get()),
       on_health_(std::move(on_health)),
       start_time_(clock_->Now()) {
+  active_since_ = start_time_;
   Notify(on_health_, true);
 }
 
@@ -124,7 +125,8 @@ bool SyncMonitor::serving() const {
 
 v1::SyncStatus::State SyncMonitor::StateLocked(absl::Time now) const {
   if (upstream_.empty()) return v1::SyncStatus::STATE_DISABLED;
-  const absl::Time synced = last_sync_.value_or(start_time_);
+  if (standby_) return v1::SyncStatus::STATE_STANDBY;
+  const absl::Time synced = std::max(last_sync_.value_or(active_since_), active_since_);
   const bool sync_out = now - synced > outage_threshold_;
   const bool delivery_out = delivery_failing_since_.has_value() &&
                             now - *delivery_failing_since_ > outage_threshold_;
@@ -146,6 +148,24 @@ void SyncMonitor::EvaluateLocked(std::function<void(bool)>* notify) {
 
 void SyncMonitor::Notify(std::function<void(bool)> notify, bool serving) {
   if (notify) notify(serving);
+}
+
+void SyncMonitor::SetStandby(bool standby) {
+  std::function<void(bool)> notify;
+  bool serving;
+  {
+    absl::MutexLock lock(&mu_);
+    if (standby_ == standby) return;
+    standby_ = standby;
+    if (!standby) {
+      active_since_ = clock_->Now();
+      // A delivery failure seen before standing by is no longer current.
+      delivery_failing_since_.reset();
+    }
+    EvaluateLocked(&notify);
+    serving = serving_;
+  }
+  Notify(std::move(notify), serving);
 }
 
 v1::SyncStatus SyncMonitor::Snapshot(const DecisionOutboxStats& outbox) const {

@@ -53,6 +53,11 @@ class SyncMonitor {
 
   // The status now; `outbox` fills the backlog fields.
   v1::SyncStatus Snapshot(const DecisionOutboxStats& outbox) const;
+  // Several replicas: true while another replica syncs (STATE_STANDBY,
+  // health SERVING); false when this one takes over, which restarts the
+  // outage clock (no sync was due from it before).
+  void SetStandby(bool standby);
+
   // Re-evaluates the verdict against the clock (the workers call this after
   // every attempt; tests may call it after moving a manual clock).
   void Evaluate();
@@ -84,6 +89,9 @@ class SyncMonitor {
   int64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
   bool serving_ ABSL_GUARDED_BY(mu_) = true;
+  bool standby_ ABSL_GUARDED_BY(mu_) = false;
+  // When this replica last took over syncing (start_time_ at first).
+  absl::Time active_since_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace air

@@ -63,7 +63,11 @@ grpc::Service* UpstreamLink::sync_service() { return service_.get(); }
 void UpstreamLink::Start(std::function<void(bool)> set_health, bool run_workers) {
   set_health_ = std::move(set_health);
   if (set_health_) set_health_(monitor_->serving());
-  if (run_workers) SetLeader(true);
+  if (run_workers) {
+    SetLeader(true);
+  } else if (!options_.target.empty()) {
+    monitor_->SetStandby(true);
+  }
 }
 
 void UpstreamLink::SetLeader(bool leader) {
@@ -73,6 +77,7 @@ void UpstreamLink::SetLeader(bool leader) {
     // Fresh workers: a cursor or outbox position cached while another
     // replica was syncing would be stale.
     if (sync_->started()) MakeWorkers();
+    monitor_->SetStandby(false);
     spdlog::info("upstream sync: starting with {}", monitor_->Snapshot({}).upstream());
     sync_->Start();
     delivery_->Start();
@@ -86,6 +91,7 @@ void UpstreamLink::SetLeader(bool leader) {
     }
     sync_->Stop();
     delivery_->Stop();
+    monitor_->SetStandby(true);
   }
   running_ = leader;
 }

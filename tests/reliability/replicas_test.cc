@@ -293,6 +293,21 @@ int Run(int argc, char** argv) {
     return 1;
   }
   const int leader = first_leaders[0];
+  auto sync_state = [&](int replica) {
+    auto sync = v1::SyncService::NewStub(Channel(shared.ports[replica]));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::GetSyncStatusResponse status;
+    return sync->GetSyncStatus(&ctx, v1::GetSyncStatusRequest(), &status).ok()
+               ? status.status().state()
+               : v1::SyncStatus::STATE_UNSPECIFIED;
+  };
+  for (int i = 0; i < kReplicas; ++i) {
+    if (i == leader) continue;
+    CHECK_OR_FAIL(sync_state(i) == v1::SyncStatus::STATE_STANDBY,
+                  "replica %d does not lead but reports sync state %d, not STANDBY\n", i,
+                  sync_state(i));
+  }
 
   constexpr int kDeciders = 6;
   std::vector<std::thread> threads;
@@ -351,6 +366,8 @@ int Run(int argc, char** argv) {
   CHECK_OR_FAIL(upstream_actions > synced_before_kill,
                 "the upstream created no action after the kill\n");
   CHECK_OR_FAIL(backlog == 0, "decision backlog %lld never drained\n", (long long)backlog);
+  CHECK_OR_FAIL(sync_state(survivor) == v1::SyncStatus::STATE_HEALTHY,
+                "the new leader reports sync state %d, not HEALTHY\n", sync_state(survivor));
 
   // --- no decision lost or applied twice
   std::set<std::string> acked;
