@@ -39,12 +39,13 @@
 #include "bench/server_process.h"
 #include "bench/unary_load.h"
 #include "bench/watch_load.h"
+#include "tests/support/postgres_server.h"
 #include "noop.grpc.pb.h"
 
 ABSL_FLAG(bool, quick, false,
           "tiny sizes and short runs (a smoke run: the figures mean little)");
 ABSL_FLAG(std::string, json, "", "also write the results as JSON to this file");
-ABSL_FLAG(std::string, scenarios, "ceiling,decisions,fanout,ingest,lists",
+ABSL_FLAG(std::string, scenarios, "ceiling,decisions,fanout,ingest,lists,replicas",
           "comma-separated subset of ceiling,decisions,fanout,ingest,lists");
 ABSL_FLAG(std::string, dir, "",
           "directory for the databases and server logs (default: a new directory "
@@ -144,6 +145,7 @@ class Bench {
     if (scenarios.count("fanout")) Fanout();
     if (scenarios.count("ingest")) Ingest();
     if (scenarios.count("lists")) Lists();
+    if (scenarios.count("replicas")) Replicas();
   }
 
   std::vector<ResultRow>& rows() { return rows_; }
@@ -394,6 +396,155 @@ class Bench {
     memory.extra["actions_seeded"] = static_cast<double>(pool.ids.size());
     memory.note = "includes seeding";
     rows_.push_back(std::move(memory));
+  }
+
+  // 6. Several replicas on one PostgreSQL database (issue 11): ApproveAction
+  // throughput with the clients spread over 1 and 3 replicas, and
+  // commit-to-receipt latency for subscribers on the writing replica and on
+  // the others (the LISTEN/NOTIFY path). A throwaway PostgreSQL 15 server
+  // runs in the data directory (fsync off, as the machine never crashes
+  // here; synchronous_commit on).
+  void Replicas() {
+    auto postgres = testing::PostgresServer::Start();
+    if (!postgres.ok()) {
+      Error(absl::StrCat("replicas: cannot start PostgreSQL: ", postgres.status().ToString()));
+      return;
+    }
+    for (int n : {1, 3}) {
+      absl::StatusOr<std::string> url = (*postgres)->CreateDatabase();
+      if (!url.ok()) {
+        Error(url.status().ToString());
+        return;
+      }
+      std::vector<std::unique_ptr<ServerProcess>> servers;
+      for (int i = 0; i < n; ++i) {
+        ServerProcessOptions options;
+        options.kind = ServerKind::kAir;
+        options.db_path = *url;
+        options.deadlock_detection = absl::GetFlag(FLAGS_server_deadlock_detection);
+        options.log_path = absl::StrCat(dir_, "/postgres-", n, "-", i, ".log");
+        absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Spawn(options);
+        if (!server.ok()) {
+          Error(absl::StrCat("cannot start replica ", i, ": ", server.status().ToString()));
+          return;
+        }
+        servers.push_back(std::move(*server));
+      }
+      // Short: the table's case column is 44 characters.
+      const std::string label = absl::StrCat(n, " PG replica", n == 1 ? "" : "s");
+
+      // Decisions: the clients' channels are spread over the replicas.
+      Clients clients;
+      for (int i = 0; i < config_.channels; ++i) {
+        auto channel = NewDedicatedChannel(servers[i % n]->port(), next_channel_++);
+        channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        clients.actions.push_back(v1::ActionService::NewStub(channel));
+        clients.channels.push_back(std::move(channel));
+      }
+      PendingPool pool;
+      double rate_guess = 3000;  // refined by each run
+      auto need = [&](absl::Duration length) {
+        return static_cast<size_t>(rate_guess * absl::ToDoubleSeconds(length) * 1.5) + 1000;
+      };
+      for (int c : kConcurrencies) {
+        if (!EnsurePending(*servers[0], pool, need(WarmLength()))) return;
+        RunApprove(clients, pool, c, WarmLength());
+        std::vector<double> rates, p50s, p99s;
+        int64_t samples = 0;
+        std::string note;
+        for (int rep = 0; rep < config_.repetitions; ++rep) {
+          if (!EnsurePending(*servers[0], pool, need(RunLength()))) return;
+          std::cerr << "air-bench: run approve c=" << c << " " << label << std::endl;
+          LoadResult r = RunApprove(clients, pool, c, RunLength());
+          CheckErrors(absl::StrCat("ApproveAction (", label, ")"), r);
+          if (r.exhausted) note = "ran out of pending actions in a run (window shortened)";
+          rate_guess = std::max(rate_guess, r.calls_per_second);
+          rates.push_back(r.calls_per_second);
+          p50s.push_back(r.latency.p50_ms);
+          p99s.push_back(r.latency.p99_ms);
+          samples += r.calls;
+        }
+        ResultRow row;
+        row.scenario = "replicas";
+        row.name = absl::StrCat("approve c=", c, ", ", label);
+        row.rate = Median(rates);
+        row.rate_unit = "calls/s";
+        row.p50_ms = Median(p50s);
+        row.p99_ms = Median(p99s);
+        if (ceiling_rate_.count(c)) {
+          row.ratio = *row.rate / ceiling_rate_[c];
+          row.ratio_basis = absl::StrCat("no-op c=", c, " rate");
+        }
+        row.samples = samples;
+        row.repetitions = config_.repetitions;
+        row.rep_rates = rates;
+        row.rep_p99_ms = p99s;
+        row.note = note;
+        rows_.push_back(std::move(row));
+      }
+
+      // Fan-out: subscribers spread over the replicas; replica 0 writes.
+      const int per_replica = config_.quick ? 2 : 10;
+      std::vector<std::unique_ptr<WatchSubscriber>> subs;
+      for (int i = 0; i < per_replica * n; ++i) {
+        auto sub = std::make_unique<WatchSubscriber>(servers[i % n]->port(), i);
+        sub->Start();
+        subs.push_back(std::move(sub));
+      }
+      if (!WarmSubscribers(*servers[0], subs, absl::StrCat("pw", n))) return;
+      struct Variant {
+        const char* label;
+        int events;
+        int64_t interval_us;
+      };
+      const Variant variants[] = {
+          {"steady", config_.quick ? 20 : 400,
+           1'000'000 / std::max(1, absl::GetFlag(FLAGS_fanout_rate))},
+          {"isolated", config_.quick ? 5 : 40, 500'000}};
+      int64_t gaps = 0;
+      for (const Variant& v : variants) {
+        std::cerr << "air-bench: run fanout " << label << " " << v.label << std::endl;
+        absl::StatusOr<StampResult> stamp =
+            Stamp(*servers[0], absl::StrCat("pf", n, v.label[0]), v.events, 1, v.interval_us);
+        if (!stamp.ok()) {
+          Error(stamp.status().ToString());
+          return;
+        }
+        if (!WaitForSequence(subs, stamp->last, absl::Seconds(120))) {
+          Error(absl::StrCat("replicas fan-out (", label, "): not every event arrived"));
+        }
+        // Subscriber i watches replica i % n; replica 0 committed.
+        std::vector<int64_t> same, other;
+        for (size_t i = 0; i < subs.size(); ++i) {
+          std::vector<int64_t> l = subs[i]->TakeLatencies();
+          (i % n == 0 ? same : other).insert((i % n == 0 ? same : other).end(), l.begin(),
+                                             l.end());
+        }
+        for (auto* part : {&same, &other}) {
+          if (part->empty()) continue;
+          LatencySummary s = Summarize(*part);
+          ResultRow row;
+          row.scenario = "replicas";
+          row.name = absl::StrCat("fan-out ", v.label, " ", 1'000'000 / v.interval_us, "/s, ",
+                                  n, " PG, ", part == &same ? "on the writer" : "on the others");
+          row.note = part == &same ? "subscribers on the replica that commits"
+                                   : "subscribers on other replicas (LISTEN/NOTIFY path)";
+          row.rate = static_cast<double>(stamp->events) / stamp->seconds;
+          row.rate_unit = "events/s";
+          row.p50_ms = s.p50_ms;
+          row.p99_ms = s.p99_ms;
+          row.max_ms = s.max_ms;
+          row.samples = s.samples;
+          row.repetitions = 1;
+          rows_.push_back(std::move(row));
+        }
+      }
+      for (auto& sub : subs) {
+        gaps += sub->gaps();
+        sub->CancelAndWait();
+      }
+      if (gaps > 0) Error(absl::StrCat("replicas fan-out: ", gaps, " sequence gaps seen"));
+    }
   }
 
   // Waits until every subscriber has seen `sequence`; false on timeout.
@@ -1058,7 +1209,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Benchmarks aird against a no-op gRPC call on the same machine.\n"
       "Usage: air-bench [--quick] [--json=FILE] "
-      "[--scenarios=ceiling,decisions,fanout,ingest,lists]");
+      "[--scenarios=ceiling,decisions,fanout,ingest,lists,replicas]");
   absl::ParseCommandLine(argc, argv);
   using namespace air::bench;
 
@@ -1088,7 +1239,8 @@ int main(int argc, char** argv) {
   config.scenarios = absl::GetFlag(FLAGS_scenarios);
   std::set<std::string> scenarios;
   for (absl::string_view s : absl::StrSplit(config.scenarios, ',', absl::SkipWhitespace())) {
-    if (s != "ceiling" && s != "decisions" && s != "fanout" && s != "ingest" && s != "lists") {
+    if (s != "ceiling" && s != "decisions" && s != "fanout" && s != "ingest" && s != "lists" &&
+        s != "replicas") {
       std::cerr << "air-bench: unknown scenario '" << s << "'" << std::endl;
       return 2;
     }

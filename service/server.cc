@@ -188,13 +188,26 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   parts->metrics = std::make_unique<ServerMetrics>(MetricsSources{
       parts->repository.get(), hub, &parts->upstream->monitor(), options.clock});
   ServerMetrics* metrics = parts->metrics.get();
-  parts->repository->SetCommitObserver(
-      [hub, upstream, metrics](std::vector<v1::Event>& events) {
-        upstream->OnCommit(events);
-        metrics->OnCommit(events);
-        LogCommittedDecisions(events);
-        hub->Publish(std::move(events));  // last: it takes the events
-      });
+  if (postgres_repository != nullptr) {
+    // Every replica's hub gets every replica's events; counting and logging
+    // a decision happens once, on the replica that committed it.
+    postgres_repository->SetLocalCommitObserver([metrics](std::vector<v1::Event>& events) {
+      metrics->OnCommit(events);
+      LogCommittedDecisions(events);
+    });
+    parts->repository->SetCommitObserver([hub, upstream](std::vector<v1::Event>& events) {
+      upstream->OnCommit(events);       // the leader delivers other replicas' decisions too
+      hub->Publish(std::move(events));  // last: it takes the events
+    });
+  } else {
+    parts->repository->SetCommitObserver(
+        [hub, upstream, metrics](std::vector<v1::Event>& events) {
+          upstream->OnCommit(events);
+          metrics->OnCommit(events);
+          LogCommittedDecisions(events);
+          hub->Publish(std::move(events));  // last: it takes the events
+        });
+  }
 
   if (postgres_repository != nullptr) {
     // Streams served from this replica's memory cannot continue while the

@@ -161,15 +161,24 @@ int64_t Result::affected() const {
 
 // ---- Connection ----
 
-absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo) {
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const std::string& conninfo,
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
   // Defaults that keep a dead or unreachable server from hanging a call:
   // a connect timeout and TCP keepalives / user timeout. They come before
   // `dbname` (the expanded connection string), so the string's own settings
   // win.
-  const char* keywords[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                            "keepalives_count", "tcp_user_timeout", "dbname", nullptr};
-  const char* values[] = {"5", "10", "5", "3", "30000", conninfo.c_str(), nullptr};
-  pg_conn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  std::vector<const char*> keywords = {"connect_timeout", "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count",
+                                       "tcp_user_timeout", "dbname"};
+  std::vector<const char*> values = {"5", "10", "5", "3", "30000", conninfo.c_str()};
+  for (const auto& [keyword, value] : overrides) {
+    keywords.push_back(keyword.c_str());
+    values.push_back(value.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+  pg_conn* conn = PQconnectdbParams(keywords.data(), values.data(), /*expand_dbname=*/1);
   if (conn == nullptr) {
     return MakeError(absl::StatusCode::kUnavailable, "cannot allocate a database connection",
                      "STORAGE_UNAVAILABLE");

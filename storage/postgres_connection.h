@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -78,7 +79,10 @@ class Connection {
  public:
   // Connects (blocking). UNAVAILABLE when the server cannot be reached or
   // refuses the login; the message names the redacted target.
-  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& conninfo);
+  // `overrides` (libpq keyword, value) win over the connection string.
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(
+      const std::string& conninfo,
+      const std::vector<std::pair<std::string, std::string>>& overrides = {});
   ~Connection();
 
   // One statement with parameters ($1, $2, ...); binary results.

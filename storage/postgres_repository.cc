@@ -257,6 +257,11 @@ class PostgresRepository::Impl {
     connection_observer_ = std::move(observer);
   }
 
+  void SetLocalObserver(CommitObserver observer) {
+    absl::MutexLock lock(&queue_mu_);
+    local_observer_ = std::move(observer);
+  }
+
  private:
   friend class PostgresWriteTransaction;
   struct Job {
@@ -283,6 +288,7 @@ class PostgresRepository::Impl {
   absl::Mutex queue_mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  CommitObserver local_observer_ ABSL_GUARDED_BY(queue_mu_);
   std::thread writer_thread_;
 
   absl::Mutex readers_mu_;
@@ -714,7 +720,19 @@ void PostgresRepository::Impl::RunBatch(std::vector<Job>& batch) {
     }
   }
 
-  if (!tx.events().empty()) PublishCommitted(&tx.events());
+  if (!tx.events().empty()) {
+    CommitObserver local;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      local = local_observer_;
+    }
+    if (local) {
+      // A copy: the commit observer below may take the events.
+      std::vector<v1::Event> copy = tx.events();
+      local(copy);
+    }
+    PublishCommitted(&tx.events());
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done(std::move(results[i]));
   }
@@ -849,6 +867,10 @@ void PostgresRepository::WriteAsync(WriteFn fn, DoneFn done) {
 
 void PostgresRepository::SetCommitObserver(CommitObserver observer) {
   impl_->SetObserver(std::move(observer));
+}
+
+void PostgresRepository::SetLocalCommitObserver(CommitObserver observer) {
+  impl_->SetLocalObserver(std::move(observer));
 }
 
 void PostgresRepository::SetConnectionObserver(ConnectionObserver observer) {
@@ -1092,7 +1114,18 @@ class PostgresLeaderElection::Impl {
   bool Attempt() {
     if (conn_ == nullptr || !conn_->ok()) {
       conn_.reset();
-      absl::StatusOr<std::unique_ptr<Connection>> opened = Connection::Open(options_.conninfo);
+      // Both ends must notice a dead peer within seconds, not at TCP's
+      // default of hours: this replica (it must stop leading) through a
+      // short user timeout, the server (it must drop the lock so another
+      // replica can lead) through the session's keepalive settings.
+      absl::StatusOr<std::unique_ptr<Connection>> opened = Connection::Open(
+          options_.conninfo, {{"tcp_user_timeout", "5000"},
+                              {"keepalives_idle", "3"},
+                              {"keepalives_interval", "1"},
+                              {"keepalives_count", "3"},
+                              {"options", "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=1 "
+                                          "-c tcp_keepalives_count=3 -c tcp_user_timeout=5000"},
+                              {"application_name", "aird-leader-election"}});
       if (!opened.ok()) return false;
       conn_ = std::move(*opened);
     }

@@ -82,6 +82,13 @@ class PostgresRepository final : public Repository {
   absl::StatusOr<StoreStats> GetStoreStats() override;
   void SetCommitObserver(CommitObserver observer) override;
 
+  // The commit observer receives every replica's events (the event hub
+  // needs them all). This one receives only the events this replica
+  // committed, before the commit observer, on the writer thread: for what
+  // must happen once per decision across the deployment (metrics counters,
+  // the decision log). Set before the first write; must be quick.
+  void SetLocalCommitObserver(CommitObserver observer);
+
   // Told when the replica loses its connection to PostgreSQL (UNAVAILABLE)
   // and when it has it back (OK), on the listener thread. aird ends its
   // watch streams on loss, so that clients resume on another replica. Set
