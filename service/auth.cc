@@ -1,5 +1,7 @@
 #include "service/auth.h"
 
+#include "service/call_drain.h"
+
 #include <openssl/evp.h>
 
 #include <fstream>
@@ -160,6 +162,12 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
 
 absl::StatusOr<Principal> AccessControl::Check(const grpc::ServerContextBase& context,
                                                Permission permission) const {
+  if (drain_ != nullptr && drain_->draining()) {
+    return MakeError(absl::StatusCode::kUnavailable,
+                     "aird is shutting down; retry (another replica, or this one after "
+                     "its restart)",
+                     "SHUTTING_DOWN");
+  }
   Principal principal{"anonymous", Role::kAdmin};
   if (authenticator_ != nullptr) {
     absl::string_view authorization;
