@@ -1,5 +1,7 @@
 // aird: the AIR decision service. Parses flags and wires AirServer; all
 // behaviour lives in the libraries.
+#include <algorithm>
+#include <vector>
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
@@ -98,12 +100,38 @@ ABSL_FLAG(std::string, backup, "",
           "make a consistent online backup of --db to this file (SQLite backup API; "
           "safe while another aird serves the database), print a summary, and exit");
 
+namespace {
+
+// Flag names are declared with underscores; people type dashes as often.
+// Rewrites the name part of every "--name[=value]" or "-name[=value]"
+// argument before "--".
+std::vector<std::string> NormalizeFlagSpellings(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-') continue;
+    const size_t name_start = arg[1] == '-' ? 2 : 1;
+    const size_t name_end = std::min(arg.find('='), arg.size());
+    if (name_start >= name_end) continue;
+    std::replace(arg.begin() + name_start, arg.begin() + name_end, '-', '_');
+  }
+  return args;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The AIR decision service: list, inspect, approve, reject and watch "
       "remediation actions over gRPC, and in a web console over HTTP.\nUsage: "
       "aird [--listen=HOST:PORT] [--http_listen=HOST:PORT] [--db=PATH] [--demo]");
-  absl::ParseCommandLine(argc, argv);
+  // Both spellings work: --check-config=FILE is --check_config=FILE.
+  std::vector<std::string> normalized = NormalizeFlagSpellings(argc, argv);
+  std::vector<char*> normalized_argv;
+  for (std::string& arg : normalized) normalized_argv.push_back(arg.data());
+  normalized_argv.push_back(nullptr);
+  absl::ParseCommandLine(argc, normalized_argv.data());
   // Debian's abseil enables mutex deadlock detection, which triples the cost
   // of every lock on the hot paths (measured in docs/benchmarks.md). The
   // thread-safety annotations check lock discipline at compile time instead.
@@ -157,7 +185,7 @@ int main(int argc, char** argv) {
   // Flags named on the command line (as --name, --name=value or --noname).
   std::set<std::string> named;
   for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
+    absl::string_view arg = normalized_argv[i];
     if (arg == "--") break;
     if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
     arg = arg.substr(0, arg.find('='));

@@ -16,6 +16,7 @@
 #include "domain/status_macros.h"
 #include "service/api_services.h"
 #include "service/auth.h"
+#include "service/call_drain.h"
 #include "service/decision_log.h"
 #include "service/demo_data.h"
 #include "service/event_hub.h"
@@ -85,6 +86,9 @@ struct AirServer::Parts {
   std::unique_ptr<PostgresLeaderElection> election;
   std::atomic<bool> leader{true};
   std::unique_ptr<Authenticator> authenticator;  // null: auth disabled
+  // Declared before everything that handles calls: refuses new calls during
+  // shutdown and counts the ones in flight.
+  CallDrain drain;
   std::unique_ptr<AccessControl> access;
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
   std::unique_ptr<ActionServiceImpl> action_service;
@@ -149,7 +153,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
     AIR_ASSIGN_OR_RETURN(parts->authenticator, Authenticator::Load(options.tokens_file));
     spdlog::info("authentication on: {} credentials loaded", parts->authenticator->size());
   }
-  parts->access = std::make_unique<AccessControl>(parts->authenticator.get());
+  parts->access = std::make_unique<AccessControl>(parts->authenticator.get(), &parts->drain);
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.enabled()) {
     AIR_ASSIGN_OR_RETURN(credentials, MakeTlsCredentials(options.tls));
@@ -254,6 +258,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
+    interceptors.push_back(parts->drain.NewInterceptorFactory());
     interceptors.push_back(parts->metrics->NewInterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
@@ -393,11 +398,17 @@ void AirServer::Shutdown(absl::Duration grace) {
   parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();
   if (parts_->health_server) parts_->health_server->GetHealthCheckService()->Shutdown();
-  // Streams end with UNAVAILABLE first, so clients resume elsewhere; unary
-  // calls in flight get `grace` to finish.
+  // New calls are refused with UNAVAILABLE from here on (service/call_drain.h);
+  // streams end with UNAVAILABLE, so clients resume elsewhere; unary calls in
+  // flight get `grace` to finish before the gRPC server shuts down.
+  const absl::Time deadline = absl::Now() + grace;
+  parts_->drain.BeginDraining();
   parts_->hub->Shutdown();
-  parts_->server->Shutdown(std::chrono::system_clock::now() +
-                           absl::ToChronoMilliseconds(grace));
+  if (!parts_->drain.AwaitIdle(deadline)) {
+    spdlog::warn("shutdown: {} calls still running after the grace period",
+                 parts_->drain.in_flight());
+  }
+  parts_->server->Shutdown(absl::ToChronoTime(deadline));
   parts_->server->Wait();
   if (parts_->health_server) {
     parts_->health_server->Shutdown(std::chrono::system_clock::now());

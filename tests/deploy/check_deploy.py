@@ -168,6 +168,14 @@ def check_configs(args):
         out = subprocess.run([args.aird, "--check_config=" + bad], capture_output=True, text=True)
         check(out.returncode != 0 and "metrics_listen" in out.stderr,
               "a bad metrics_listen was not refused by name: %r" % out.stderr)
+        # The dashed spelling people type works the same (flag names are
+        # declared with underscores).
+        out = subprocess.run([args.aird, "--check-config=" + bad], capture_output=True, text=True)
+        check(out.returncode != 0 and "metrics_listen" in out.stderr,
+              "aird --check-config (dashed) did not check the file: %r" % out.stderr)
+        out = subprocess.run([args.aird, "--check-config", configs["deploy/aird.example.textproto"]],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, "aird --check-config FILE failed: %s" % out.stderr.strip())
     print("checked %d config files" % len(configs))
 
 
