@@ -505,7 +505,8 @@ class Bench {
       for (const Variant& v : variants) {
         std::cerr << "air-bench: run fanout " << label << " " << v.label << std::endl;
         absl::StatusOr<StampResult> stamp =
-            Stamp(*servers[0], absl::StrCat("pf", n, v.label[0]), v.events, 1, v.interval_us);
+            Stamp(*servers[0], absl::StrCat("pf", n, std::string(1, v.label[0])), v.events, 1,
+                  v.interval_us);
         if (!stamp.ok()) {
           Error(stamp.status().ToString());
           return;
