@@ -207,6 +207,7 @@ Connection::~Connection() {
 bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
 
 absl::Status Connection::Reset() {
+  prepared_.clear();  // prepared statements die with the session
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) return PostgresError("", "reconnect");
   return absl::OkStatus();
@@ -234,13 +235,41 @@ absl::Status Connection::ErrorFrom(pg_result* result, absl::string_view what) {
   return PostgresError(sqlstate, what);
 }
 
+std::string Connection::Prepared(const std::string& sql, int params) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return it->second;
+  // Lists build their WHERE clause from the filter: a bounded set of texts,
+  // but keep the cache bounded anyway.
+  if (prepared_.size() >= 512) return "";
+  const std::string name = absl::StrCat("air_", prepared_.size() + 1);
+  pg_result* result = PQprepare(conn_, name.c_str(), sql.c_str(), params, nullptr);
+  const bool ok = result != nullptr && PQresultStatus(result) == PGRES_COMMAND_OK;
+  if (result != nullptr) PQclear(result);
+  if (!ok) return "";
+  prepared_.emplace(sql, name);
+  return name;
+}
+
 absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const Params& params) {
   const std::string text(sql);
   const std::vector<const char*> values = params.values();
   const std::vector<int> lengths = params.lengths();
+  // Transaction control runs as is; everything else is prepared once per
+  // session (parse and plan once, not per call).
+  const bool control = absl::StartsWith(text, "BEGIN") || absl::StartsWith(text, "COMMIT") ||
+                       absl::StartsWith(text, "ROLLBACK") ||
+                       absl::StartsWith(text, "SAVEPOINT") || absl::StartsWith(text, "RELEASE") ||
+                       absl::StartsWith(text, "LISTEN");
+  // A failed transaction refuses PREPARE too; run unprepared then.
+  const std::string name = control || PQtransactionStatus(conn_) == PQTRANS_INERROR
+                               ? std::string()
+                               : Prepared(text, params.size());
   pg_result* result =
-      PQexecParams(conn_, text.c_str(), params.size(), nullptr, values.data(), lengths.data(),
-                   params.formats().data(), /*resultFormat=*/1);
+      name.empty()
+          ? PQexecParams(conn_, text.c_str(), params.size(), nullptr, values.data(),
+                         lengths.data(), params.formats().data(), /*resultFormat=*/1)
+          : PQexecPrepared(conn_, name.c_str(), params.size(), values.data(), lengths.data(),
+                           params.formats().data(), /*resultFormat=*/1);
   const ExecStatusType status = result != nullptr ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     absl::Status error = ErrorFrom(result, "query");

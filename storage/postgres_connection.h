@@ -13,6 +13,7 @@
 #define AIR_STORAGE_POSTGRES_CONNECTION_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -107,7 +108,12 @@ class Connection {
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
   absl::Status ErrorFrom(pg_result* result, absl::string_view what);
+  // The prepared statement for `sql` (prepared on first use), or "" if it
+  // cannot be prepared (then the statement runs unprepared).
+  std::string Prepared(const std::string& sql, int params);
   pg_conn* conn_;
+  // SQL text -> statement name, per session (cleared on Reset).
+  std::map<std::string, std::string> prepared_;
 };
 
 // The status for a libpq failure. `sqlstate` may be empty (connection lost).
