@@ -68,6 +68,14 @@ ABSL_FLAG(absl::Duration, upstream_outage, absl::Minutes(5),
           "failing), health reports NOT_SERVING for air.v1.SyncService");
 ABSL_FLAG(absl::Duration, upstream_poll_interval, absl::Seconds(1),
           "how often to ask the upstream for changes once caught up");
+ABSL_FLAG(std::string, upstream_ca, "",
+          "PEM file of the CA that signs the upstream's certificate: TLS to the upstream "
+          "(required for a non-loopback upstream unless --allow_insecure)");
+ABSL_FLAG(std::string, upstream_cert, "",
+          "PEM client certificate aird presents to the upstream (mutual TLS)");
+ABSL_FLAG(std::string, upstream_key, "", "PEM private key of --upstream_cert");
+ABSL_FLAG(std::string, upstream_token_file, "",
+          "file holding the bearer token aird sends to the upstream (needs --upstream_ca)");
 ABSL_FLAG(int, upstream_page_size, 1000, "changes per ListChanges page (one transaction)");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(10), "deadline of each upstream call");
 ABSL_FLAG(double, sim_arrival_rate, 0.5,
@@ -219,6 +227,12 @@ int main(int argc, char** argv) {
   if (given("http_listen")) options.http_listen_address = absl::GetFlag(FLAGS_http_listen);
 
   if (given("upstream")) options.upstream.target = absl::GetFlag(FLAGS_upstream);
+  if (given("upstream_ca")) options.upstream.ca_file = absl::GetFlag(FLAGS_upstream_ca);
+  if (given("upstream_cert")) options.upstream.cert_file = absl::GetFlag(FLAGS_upstream_cert);
+  if (given("upstream_key")) options.upstream.key_file = absl::GetFlag(FLAGS_upstream_key);
+  if (given("upstream_token_file")) {
+    options.upstream.token_file = absl::GetFlag(FLAGS_upstream_token_file);
+  }
   if (given("upstream_outage")) {
     options.upstream.outage_threshold = absl::GetFlag(FLAGS_upstream_outage);
   }

@@ -31,7 +31,6 @@
 #include "storage/sqlite_repository.h"
 
 namespace air {
-namespace {
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view what) {
   std::ifstream in(path);
@@ -42,6 +41,8 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_vi
   buffer << in.rdbuf();
   return buffer.str();
 }
+
+namespace {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsCredentials(
     const TlsOptions& tls) {
@@ -185,6 +186,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   // and automatic approvals apply to them as they arrive.
   UpstreamOptions upstream_options = options.upstream;
   upstream_options.sync.policy = &parts->options.policy;
+  upstream_options.allow_insecure = options.allow_insecure;
   AIR_ASSIGN_OR_RETURN(parts->upstream,
                        UpstreamLink::Create(upstream_options, *parts->repository, options.clock,
                                             parts->access.get()));

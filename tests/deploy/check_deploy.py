@@ -128,7 +128,8 @@ def check_flags(args):
     uses = aird_command_lines(args.source)
     check(len(uses) >= 5, "found too few aird command lines to check: %s" % uses)
     for where, arg in uses:
-        name = arg[2:].split("=", 1)[0].lstrip("[")
+        # aird reads dashes in flag names as underscores (--check-config).
+        name = arg[2:].split("=", 1)[0].lstrip("[").replace("-", "_")
         check(name in aird_flags, "%s passes --%s, which aird --help does not list" % (where, name))
     # Every aird flag shows its default in --help.
     out = subprocess.run([args.aird, "--help"], capture_output=True, text=True)
