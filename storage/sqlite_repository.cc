@@ -237,44 +237,62 @@ class SqliteWriteTransaction final : public WriteTransaction {
   }
 
   absl::Status PutAction(const v1::Action& action) override {
-    AIR_ASSIGN_OR_RETURN(
-        Statement stmt,
-        // An upsert rather than INSERT OR REPLACE: REPLACE deletes and
-        // re-inserts, rewriting every index entry; the upsert touches only
-        // the indexed columns that changed (sync ingest rewrites rows often).
-        conn_.Prepare("INSERT INTO actions (id, investigation_id, "
-                      "type, state, create_us, expire_us, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                      "investigation_id = excluded.investigation_id, type = excluded.type, "
-                      "state = excluded.state, create_us = excluded.create_us, "
-                      "expire_us = excluded.expire_us, body = excluded.body"));
-    stmt.Bind(1, action.id())
-        .Bind(2, action.investigation_id())
-        .Bind(3, static_cast<int64_t>(action.type()))
-        .Bind(4, static_cast<int64_t>(action.state()))
-        .Bind(5, Micros(action.create_time()))
-        .Bind(6, Micros(action.expire_time()))
-        .BindBlob(7, action.SerializeAsString());
-    return stmt.Run();
+    // SQLite rewrites every index that contains a column named in SET,
+    // changed or not. investigation_id, type and create_us never change
+    // once an action exists, so the upsert sets only the mutable columns
+    // (2 of the 5 indexes instead of 4); its WHERE makes it a no-op if they
+    // did differ, and then the full update below keeps the row consistent.
+    static const std::string kUpsert =
+        "INSERT INTO actions (id, investigation_id, type, state, create_us, expire_us, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "state = excluded.state, expire_us = excluded.expire_us, body = excluded.body "
+        "WHERE investigation_id = excluded.investigation_id AND type = excluded.type "
+        "AND create_us = excluded.create_us";
+    static const std::string kFullUpdate =
+        "UPDATE actions SET investigation_id = ?2, type = ?3, state = ?4, "
+        "create_us = ?5, expire_us = ?6, body = ?7 WHERE id = ?1";
+    const std::string body = action.SerializeAsString();
+    for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
+      AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
+      stmt.Bind(1, action.id())
+          .Bind(2, action.investigation_id())
+          .Bind(3, static_cast<int64_t>(action.type()))
+          .Bind(4, static_cast<int64_t>(action.state()))
+          .Bind(5, Micros(action.create_time()))
+          .Bind(6, Micros(action.expire_time()))
+          .BindBlob(7, body);
+      AIR_RETURN_IF_ERROR(stmt.Run());
+      if (sqlite3_changes(conn_.db()) > 0) break;
+    }
+    return absl::OkStatus();
   }
 
   absl::Status PutInvestigation(const v1::Investigation& inv) override {
-    AIR_ASSIGN_OR_RETURN(
-        Statement stmt,
-        conn_.Prepare("INSERT INTO investigations (id, state, "
-                      "source, verdict, create_us, update_us, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                      "state = excluded.state, source = excluded.source, "
-                      "verdict = excluded.verdict, create_us = excluded.create_us, "
-                      "update_us = excluded.update_us, body = excluded.body"));
-    stmt.Bind(1, inv.id())
-        .Bind(2, static_cast<int64_t>(inv.state()))
-        .Bind(3, static_cast<int64_t>(inv.source()))
-        .Bind(4, static_cast<int64_t>(inv.verdict()))
-        .Bind(5, Micros(inv.create_time()))
-        .Bind(6, Micros(inv.update_time()))
-        .BindBlob(7, inv.SerializeAsString());
-    return stmt.Run();
+    // As in PutAction: create_us never changes, so the upsert leaves it (and
+    // the index on it) alone unless it did differ.
+    static const std::string kUpsert =
+        "INSERT INTO investigations (id, state, source, verdict, create_us, update_us, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "state = excluded.state, source = excluded.source, verdict = excluded.verdict, "
+        "update_us = excluded.update_us, body = excluded.body "
+        "WHERE create_us = excluded.create_us";
+    static const std::string kFullUpdate =
+        "UPDATE investigations SET state = ?2, source = ?3, verdict = ?4, "
+        "create_us = ?5, update_us = ?6, body = ?7 WHERE id = ?1";
+    const std::string body = inv.SerializeAsString();
+    for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
+      AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
+      stmt.Bind(1, inv.id())
+          .Bind(2, static_cast<int64_t>(inv.state()))
+          .Bind(3, static_cast<int64_t>(inv.source()))
+          .Bind(4, static_cast<int64_t>(inv.verdict()))
+          .Bind(5, Micros(inv.create_time()))
+          .Bind(6, Micros(inv.update_time()))
+          .BindBlob(7, body);
+      AIR_RETURN_IF_ERROR(stmt.Run());
+      if (sqlite3_changes(conn_.db()) > 0) break;
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<int64_t> AppendEvent(v1::Event event) override {
@@ -627,10 +645,10 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
   SqliteWriteTransaction tx(*writer_, next_sequence_, clock_->Now());
   const auto batch_start = tx.mark();
 
-  absl::Status batch_error = writer_->Exec("BEGIN IMMEDIATE");
+  absl::Status batch_error = writer_->Run("BEGIN IMMEDIATE");
   for (size_t i = 0; i < batch.size() && batch_error.ok(); ++i) {
     const auto mark = tx.mark();
-    batch_error = writer_->Exec("SAVEPOINT write_fn");
+    batch_error = writer_->Run("SAVEPOINT write_fn");
     if (!batch_error.ok()) break;
     results[i] = batch[i].fn(tx);
     if (!writer_->InTransaction()) {
@@ -643,14 +661,14 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
       break;
     }
     if (results[i].ok()) {
-      batch_error = writer_->Exec("RELEASE write_fn");
+      batch_error = writer_->Run("RELEASE write_fn");
     } else {
       tx.RollBackTo(mark);
       batch_error = writer_->Exec("ROLLBACK TO write_fn");
       if (batch_error.ok()) batch_error = writer_->Exec("RELEASE write_fn");
     }
   }
-  if (batch_error.ok()) batch_error = writer_->Exec("COMMIT");
+  if (batch_error.ok()) batch_error = writer_->Run("COMMIT");
   if (!batch_error.ok()) {
     if (writer_->InTransaction()) (void)writer_->Exec("ROLLBACK");
     tx.RollBackTo(batch_start);
