@@ -200,10 +200,18 @@ class SqliteRepository::Impl {
     WriteFn fn;
     DoneFn done;
   };
+  // What is left of a batch once its outcome is durable (or rolled back):
+  // the events to announce and the callers to answer.
+  struct Completion {
+    std::vector<v1::Event> events;
+    std::vector<DoneFn> dones;
+    std::vector<absl::Status> results;
+  };
 
   absl::Status Migrate();
   void WriterLoop();
   void RunBatch(std::vector<Job>& batch);
+  void CompleterLoop();
 
   const SqliteOptions options_;
   const Clock* const clock_;
@@ -217,6 +225,15 @@ class SqliteRepository::Impl {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   CommitObserver observer_ ABSL_GUARDED_BY(queue_mu_);
   std::thread writer_thread_;
+
+  // Batches handed from the writer to the completer thread, in commit order.
+  // The completer runs the observer and the done callbacks (answering a
+  // gRPC call costs about as much as deciding it), so the writer starts
+  // the next batch at once instead of waiting for them.
+  absl::Mutex completion_mu_;
+  std::deque<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
+  bool writer_done_ ABSL_GUARDED_BY(completion_mu_) = false;
+  std::thread completer_thread_;
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_
@@ -582,6 +599,7 @@ absl::Status SqliteRepository::Impl::Open() {
     absl::MutexLock lock(&readers_mu_);
     idle_readers_.push_back(std::move(*reader));
   }
+  completer_thread_ = std::thread([this] { CompleterLoop(); });
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
 }
@@ -617,6 +635,39 @@ void SqliteRepository::Impl::Stop() {
     stopping_ = true;
   }
   if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    absl::MutexLock lock(&completion_mu_);
+    writer_done_ = true;
+  }
+  if (completer_thread_.joinable()) completer_thread_.join();
+}
+
+void SqliteRepository::Impl::CompleterLoop() {
+  while (true) {
+    Completion completion;
+    {
+      absl::MutexLock lock(&completion_mu_);
+      completion_mu_.Await(absl::Condition(
+          +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->completion_mu_) {
+            return self->writer_done_ || !self->completions_.empty();
+          },
+          this));
+      if (completions_.empty()) return;  // the writer stopped, all answered
+      completion = std::move(completions_.front());
+      completions_.pop_front();
+    }
+    if (!completion.events.empty()) {
+      CommitObserver observer;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        observer = observer_;
+      }
+      if (observer) observer(completion.events);
+    }
+    for (size_t i = 0; i < completion.dones.size(); ++i) {
+      if (completion.dones[i]) completion.dones[i](std::move(completion.results[i]));
+    }
+  }
 }
 
 void SqliteRepository::Impl::WriterLoop() {
@@ -677,17 +728,13 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
     }
   }
 
-  if (!tx.events().empty()) {
-    CommitObserver observer;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      observer = observer_;
-    }
-    if (observer) observer(tx.events());
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].done) batch[i].done(std::move(results[i]));
-  }
+  Completion completion;
+  completion.events = std::move(tx.events());
+  completion.results = std::move(results);
+  completion.dones.reserve(batch.size());
+  for (Job& job : batch) completion.dones.push_back(std::move(job.done));
+  absl::MutexLock lock(&completion_mu_);
+  completions_.push_back(std::move(completion));
 }
 
 // ---------------------------------------------------------------------------
