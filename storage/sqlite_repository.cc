@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/errors.h"
@@ -249,8 +250,42 @@ class SqliteWriteTransaction final : public WriteTransaction {
   absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
     return LoadAction(conn_, id);
   }
+  // Investigations are read once per batch and written back once, by
+  // Flush() before COMMIT: a batch of decisions on one investigation's
+  // actions (the common case in an incident) updates its counts in memory
+  // instead of re-reading, re-serializing and rewriting the row (and its
+  // indexes) for every decision. Nothing else in a write transaction reads
+  // the investigations table, and events carry copies made when appended.
   absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override {
-    return LoadInvestigation(conn_, id);
+    if (auto it = investigations_.find(id); it != investigations_.end()) {
+      return it->second.value;
+    }
+    AIR_ASSIGN_OR_RETURN(v1::Investigation loaded, LoadInvestigation(conn_, id));
+    undo_.push_back({std::string(id), std::nullopt});
+    investigations_.emplace(std::string(id), CachedInvestigation{loaded, false});
+    return loaded;
+  }
+
+  absl::Status PutInvestigation(const v1::Investigation& inv) override {
+    auto it = investigations_.find(inv.id());
+    if (it == investigations_.end()) {
+      undo_.push_back({inv.id(), std::nullopt});
+      investigations_.emplace(inv.id(), CachedInvestigation{inv, true});
+    } else {
+      undo_.push_back({inv.id(), it->second});
+      it->second = CachedInvestigation{inv, true};
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes the investigations changed in this batch.
+  absl::Status Flush() {
+    for (auto& [id, cached] : investigations_) {
+      if (!cached.dirty) continue;
+      AIR_RETURN_IF_ERROR(WriteInvestigation(cached.value));
+      cached.dirty = false;
+    }
+    return absl::OkStatus();
   }
 
   absl::Status PutAction(const v1::Action& action) override {
@@ -284,7 +319,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
     return absl::OkStatus();
   }
 
-  absl::Status PutInvestigation(const v1::Investigation& inv) override {
+  absl::Status WriteInvestigation(const v1::Investigation& inv) {
     // As in PutAction: create_us never changes, so the upsert leaves it (and
     // the index on it) alone unless it did differ.
     static const std::string kUpsert =
@@ -526,11 +561,21 @@ class SqliteWriteTransaction final : public WriteTransaction {
   struct Mark {
     int64_t next_sequence;
     size_t events;
+    size_t undo;
   };
-  Mark mark() const { return {next_sequence_, events_.size()}; }
+  Mark mark() const { return {next_sequence_, events_.size(), undo_.size()}; }
   void RollBackTo(const Mark& m) {
     next_sequence_ = m.next_sequence;
     events_.resize(m.events);
+    while (undo_.size() > m.undo) {
+      Undo& u = undo_.back();
+      if (u.before.has_value()) {
+        investigations_[u.id] = *std::move(u.before);
+      } else {
+        investigations_.erase(u.id);
+      }
+      undo_.pop_back();
+    }
   }
   std::vector<v1::Event>& events() { return events_; }
 
@@ -539,6 +584,19 @@ class SqliteWriteTransaction final : public WriteTransaction {
   int64_t& next_sequence_;
   const absl::Time now_;
   std::vector<v1::Event> events_;
+
+  struct CachedInvestigation {
+    v1::Investigation value;
+    bool dirty = false;  // changed since read: Flush() writes it
+  };
+  // What an entry was before a change, to restore on savepoint rollback
+  // (nullopt: it was not cached).
+  struct Undo {
+    std::string id;
+    std::optional<CachedInvestigation> before;
+  };
+  absl::flat_hash_map<std::string, CachedInvestigation> investigations_;
+  std::vector<Undo> undo_;
 };
 
 absl::Status SqliteRepository::Impl::Open() {
@@ -719,6 +777,7 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
       if (batch_error.ok()) batch_error = writer_->Exec("RELEASE write_fn");
     }
   }
+  if (batch_error.ok()) batch_error = tx.Flush();
   if (batch_error.ok()) batch_error = writer_->Run("COMMIT");
   if (!batch_error.ok()) {
     if (writer_->InTransaction()) (void)writer_->Exec("ROLLBACK");
