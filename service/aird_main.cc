@@ -1,5 +1,7 @@
 // aird: the AIR decision service. Parses flags and wires AirServer; all
 // behaviour lives in the libraries.
+#include <algorithm>
+#include <vector>
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
@@ -62,6 +64,14 @@ ABSL_FLAG(absl::Duration, upstream_outage, absl::Minutes(5),
           "failing), health reports NOT_SERVING for air.v1.SyncService");
 ABSL_FLAG(absl::Duration, upstream_poll_interval, absl::Seconds(1),
           "how often to ask the upstream for changes once caught up");
+ABSL_FLAG(std::string, upstream_ca, "",
+          "PEM file of the CA that signs the upstream's certificate: TLS to the upstream "
+          "(required for a non-loopback upstream unless --allow_insecure)");
+ABSL_FLAG(std::string, upstream_cert, "",
+          "PEM client certificate aird presents to the upstream (mutual TLS)");
+ABSL_FLAG(std::string, upstream_key, "", "PEM private key of --upstream_cert");
+ABSL_FLAG(std::string, upstream_token_file, "",
+          "file holding the bearer token aird sends to the upstream (needs --upstream_ca)");
 ABSL_FLAG(int, upstream_page_size, 1000, "changes per ListChanges page (one transaction)");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(10), "deadline of each upstream call");
 ABSL_FLAG(double, sim_arrival_rate, 0.5,
@@ -94,12 +104,38 @@ ABSL_FLAG(std::string, backup, "",
           "make a consistent online backup of --db to this file (SQLite backup API; "
           "safe while another aird serves the database), print a summary, and exit");
 
+namespace {
+
+// Flag names are declared with underscores; people type dashes as often.
+// Rewrites the name part of every "--name[=value]" or "-name[=value]"
+// argument before "--".
+std::vector<std::string> NormalizeFlagSpellings(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-') continue;
+    const size_t name_start = arg[1] == '-' ? 2 : 1;
+    const size_t name_end = std::min(arg.find('='), arg.size());
+    if (name_start >= name_end) continue;
+    std::replace(arg.begin() + name_start, arg.begin() + name_end, '-', '_');
+  }
+  return args;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The AIR decision service: list, inspect, approve, reject and watch "
       "remediation actions over gRPC, and in a web console over HTTP.\nUsage: "
       "aird [--listen=HOST:PORT] [--http_listen=HOST:PORT] [--db=PATH] [--demo]");
-  absl::ParseCommandLine(argc, argv);
+  // Both spellings work: --check-config=FILE is --check_config=FILE.
+  std::vector<std::string> normalized = NormalizeFlagSpellings(argc, argv);
+  std::vector<char*> normalized_argv;
+  for (std::string& arg : normalized) normalized_argv.push_back(arg.data());
+  normalized_argv.push_back(nullptr);
+  absl::ParseCommandLine(argc, normalized_argv.data());
   // Debian's abseil enables mutex deadlock detection, which triples the cost
   // of every lock on the hot paths (measured in docs/benchmarks.md). The
   // thread-safety annotations check lock discipline at compile time instead.
@@ -153,7 +189,7 @@ int main(int argc, char** argv) {
   // Flags named on the command line (as --name, --name=value or --noname).
   std::set<std::string> named;
   for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
+    absl::string_view arg = normalized_argv[i];
     if (arg == "--") break;
     if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
     arg = arg.substr(0, arg.find('='));
@@ -187,6 +223,12 @@ int main(int argc, char** argv) {
   if (given("http_listen")) options.http_listen_address = absl::GetFlag(FLAGS_http_listen);
 
   if (given("upstream")) options.upstream.target = absl::GetFlag(FLAGS_upstream);
+  if (given("upstream_ca")) options.upstream.ca_file = absl::GetFlag(FLAGS_upstream_ca);
+  if (given("upstream_cert")) options.upstream.cert_file = absl::GetFlag(FLAGS_upstream_cert);
+  if (given("upstream_key")) options.upstream.key_file = absl::GetFlag(FLAGS_upstream_key);
+  if (given("upstream_token_file")) {
+    options.upstream.token_file = absl::GetFlag(FLAGS_upstream_token_file);
+  }
   if (given("upstream_outage")) {
     options.upstream.outage_threshold = absl::GetFlag(FLAGS_upstream_outage);
   }

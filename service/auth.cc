@@ -1,5 +1,9 @@
 #include "service/auth.h"
 
+#include <chrono>
+
+#include "service/call_drain.h"
+
 #include <openssl/evp.h>
 
 #include <fstream>
@@ -160,6 +164,24 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
 
 absl::StatusOr<Principal> AccessControl::Check(const grpc::ServerContextBase& context,
                                                Permission permission) const {
+  if (drain_ != nullptr && drain_->draining()) {
+    return MakeError(absl::StatusCode::kUnavailable,
+                     "aird is shutting down; retry (another replica, or this one after "
+                     "its restart)",
+                     "SHUTTING_DOWN");
+  }
+  // A caller that has gone (cancelled, or its deadline passed while the call
+  // waited for a thread) gets no work done for it: under overload, queued
+  // calls would otherwise each build a response nobody reads.
+  if (context.IsCancelled()) {
+    return MakeError(absl::StatusCode::kCancelled, "the caller cancelled the call",
+                     "CALL_CANCELLED");
+  }
+  if (std::chrono::system_clock::now() > context.deadline()) {
+    return MakeError(absl::StatusCode::kDeadlineExceeded,
+                     "the call's deadline passed before aird could serve it",
+                     "DEADLINE_PASSED");
+  }
   Principal principal{"anonymous", Role::kAdmin};
   if (authenticator_ != nullptr) {
     absl::string_view authorization;

@@ -26,6 +26,8 @@
 
 namespace air {
 
+class CallDrain;
+
 enum class Role { kViewer = 1, kApprover = 2, kAdmin = 3 };
 
 // "viewer", "approver", "admin".
@@ -79,10 +81,14 @@ class Authenticator {
 // disabled: loopback only) every caller is the admin "anonymous".
 class AccessControl {
  public:
-  explicit AccessControl(const Authenticator* authenticator)
-      : authenticator_(authenticator) {}
+  // `drain` (optional, not owned): while it drains, every call is refused
+  // with UNAVAILABLE (reason SHUTTING_DOWN), before credentials are looked at.
+  explicit AccessControl(const Authenticator* authenticator,
+                         const CallDrain* drain = nullptr)
+      : authenticator_(authenticator), drain_(drain) {}
 
-  // UNAUTHENTICATED without valid credentials; PERMISSION_DENIED (reason
+  // UNAVAILABLE while the server shuts down; UNAUTHENTICATED without valid
+  // credentials; PERMISSION_DENIED (reason
   // ROLE_REQUIRED, metadata required_role) if the caller's role is too low.
   // Checked before the request is looked at, so the answer never reveals
   // whether the target exists.
@@ -91,6 +97,7 @@ class AccessControl {
 
  private:
   const Authenticator* authenticator_;
+  const CallDrain* drain_;
 };
 
 }  // namespace air

@@ -117,6 +117,20 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
   if (config.has_upstream()) {
     const config::v1::UpstreamConfig& up = config.upstream();
     options.upstream.target = up.target();
+    options.upstream.ca_file = up.ca_file();
+    options.upstream.cert_file = up.cert_file();
+    options.upstream.key_file = up.key_file();
+    options.upstream.token_file = up.token_file();
+    if (up.ca_file().empty() && (!up.cert_file().empty() || !up.key_file().empty() ||
+                                 !up.token_file().empty())) {
+      return InvalidField("upstream.ca_file",
+                          "is required with cert_file, key_file or token_file (they need TLS)",
+                          "INVALID_CONFIG");
+    }
+    if (up.cert_file().empty() != up.key_file().empty()) {
+      return InvalidField(up.cert_file().empty() ? "upstream.cert_file" : "upstream.key_file",
+                          "cert_file and key_file go together", "INVALID_CONFIG");
+    }
     if (up.has_outage()) {
       AIR_ASSIGN_OR_RETURN(options.upstream.outage_threshold,
                            PositiveDuration(up.outage(), "upstream.outage"));

@@ -14,6 +14,7 @@
 #include "domain/status_macros.h"
 #include "service/api_services.h"
 #include "service/auth.h"
+#include "service/call_drain.h"
 #include "service/decision_log.h"
 #include "service/demo_data.h"
 #include "service/event_hub.h"
@@ -27,7 +28,6 @@
 #include "storage/sqlite_repository.h"
 
 namespace air {
-namespace {
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view what) {
   std::ifstream in(path);
@@ -38,6 +38,8 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_vi
   buffer << in.rdbuf();
   return buffer.str();
 }
+
+namespace {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsCredentials(
     const TlsOptions& tls) {
@@ -78,6 +80,9 @@ struct AirServer::Parts {
   std::unique_ptr<EventHub> hub;
   std::unique_ptr<SqliteRepository> repository;
   std::unique_ptr<Authenticator> authenticator;  // null: auth disabled
+  // Declared before everything that handles calls: refuses new calls during
+  // shutdown and counts the ones in flight.
+  CallDrain drain;
   std::unique_ptr<AccessControl> access;
   std::unique_ptr<InvestigationServiceImpl> investigation_service;
   std::unique_ptr<ActionServiceImpl> action_service;
@@ -142,7 +147,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
     AIR_ASSIGN_OR_RETURN(parts->authenticator, Authenticator::Load(options.tokens_file));
     spdlog::info("authentication on: {} credentials loaded", parts->authenticator->size());
   }
-  parts->access = std::make_unique<AccessControl>(parts->authenticator.get());
+  parts->access = std::make_unique<AccessControl>(parts->authenticator.get(), &parts->drain);
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.enabled()) {
     AIR_ASSIGN_OR_RETURN(credentials, MakeTlsCredentials(options.tls));
@@ -161,6 +166,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   // and automatic approvals apply to them as they arrive.
   UpstreamOptions upstream_options = options.upstream;
   upstream_options.sync.policy = &parts->options.policy;
+  upstream_options.allow_insecure = options.allow_insecure;
   AIR_ASSIGN_OR_RETURN(parts->upstream,
                        UpstreamLink::Create(upstream_options, *parts->repository, options.clock,
                                             parts->access.get()));
@@ -206,6 +212,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
+    interceptors.push_back(parts->drain.NewInterceptorFactory());
     interceptors.push_back(parts->metrics->NewInterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
@@ -323,11 +330,17 @@ void AirServer::Shutdown(absl::Duration grace) {
   parts_->upstream->Stop();
   parts_->server->GetHealthCheckService()->Shutdown();
   if (parts_->health_server) parts_->health_server->GetHealthCheckService()->Shutdown();
-  // Streams end with UNAVAILABLE first, so clients resume elsewhere; unary
-  // calls in flight get `grace` to finish.
+  // New calls are refused with UNAVAILABLE from here on (service/call_drain.h);
+  // streams end with UNAVAILABLE, so clients resume elsewhere; unary calls in
+  // flight get `grace` to finish before the gRPC server shuts down.
+  const absl::Time deadline = absl::Now() + grace;
+  parts_->drain.BeginDraining();
   parts_->hub->Shutdown();
-  parts_->server->Shutdown(std::chrono::system_clock::now() +
-                           absl::ToChronoMilliseconds(grace));
+  if (!parts_->drain.AwaitIdle(deadline)) {
+    spdlog::warn("shutdown: {} calls still running after the grace period",
+                 parts_->drain.in_flight());
+  }
+  parts_->server->Shutdown(absl::ToChronoTime(deadline));
   parts_->server->Wait();
   if (parts_->health_server) {
     parts_->health_server->Shutdown(std::chrono::system_clock::now());

@@ -27,6 +27,10 @@ class ServerMetrics;
 // True for 127.0.0.0/8, ::1 and localhost listen addresses.
 bool IsLoopbackAddress(const std::string& listen_address);
 
+// The contents of a PEM (or other small text) file; FAILED_PRECONDITION
+// naming `what` and the path when it cannot be read.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view what);
+
 // TLS for the gRPC listener (PEM files).
 struct TlsOptions {
   std::string cert_file;

@@ -2,14 +2,65 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/status_macros.h"
+#include "service/server.h"
 #include "service/sync_service.h"
 #include "sim/sim_server.h"
 #include "spdlog/spdlog.h"
 
 namespace air {
+namespace {
+
+// TLS (and a bearer token) when configured; plaintext only to loopback,
+// unless allow_insecure: decisions and remediation results cross this link.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> UpstreamCredentials(
+    const UpstreamOptions& options) {
+  if (options.ca_file.empty()) {
+    if (!options.cert_file.empty() || !options.key_file.empty() ||
+        !options.token_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--upstream_cert, --upstream_key and --upstream_token_file need TLS: set "
+          "--upstream_ca");
+    }
+    if (!IsLoopbackAddress(options.target) && !options.allow_insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the upstream ", options.target,
+          " is not on loopback: set --upstream_ca for TLS, or pass --allow_insecure to accept "
+          "the risk"));
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  AIR_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(options.ca_file, "upstream CA"));
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError("--upstream_cert and --upstream_key go together");
+  }
+  if (!options.cert_file.empty()) {
+    AIR_ASSIGN_OR_RETURN(ssl.pem_cert_chain,
+                         ReadPemFile(options.cert_file, "upstream client certificate"));
+    AIR_ASSIGN_OR_RETURN(ssl.pem_private_key,
+                         ReadPemFile(options.key_file, "upstream client key"));
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(ssl);
+  if (!options.token_file.empty()) {
+    AIR_ASSIGN_OR_RETURN(std::string token,
+                         ReadPemFile(options.token_file, "upstream token file"));
+    token = std::string(absl::StripAsciiWhitespace(token));
+    if (token.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the upstream token file ", options.token_file, " is empty"));
+    }
+    // Sent only on a channel with privacy and integrity, i.e. this TLS one.
+    credentials = grpc::CompositeChannelCredentials(
+        credentials, grpc::AccessTokenCredentials(token));
+  }
+  return credentials;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
     const UpstreamOptions& options, Repository& repository, const Clock* clock,
@@ -38,8 +89,9 @@ absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
     // the calls.
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
     args.SetMaxReceiveMessageSize(64 << 20);  // large pages
-    channel = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(),
-                                        args);
+    AIR_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                         UpstreamCredentials(options));
+    channel = grpc::CreateCustomChannel(options.target, credentials, args);
   }
   link->client_ = NewGrpcUpstreamClient(std::move(channel));
   link->sync_ = std::make_unique<UpstreamSyncWorker>(repository, *link->client_,

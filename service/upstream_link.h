@@ -38,8 +38,19 @@ class AccessControl;
 
 struct UpstreamOptions {
   // "" = no upstream; "sim" = run the simulator in-process; otherwise the
-  // upstream's "HOST:PORT" (plaintext gRPC).
+  // upstream's "HOST:PORT".
   std::string target;
+  // TLS to the upstream: the PEM file of the CA that signs its certificate
+  // (empty: plaintext, allowed only to a loopback address unless
+  // allow_insecure), and optionally a client certificate and key (mTLS).
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  // A file holding the bearer token aird presents upstream
+  // ("authorization: Bearer ..."); needs TLS. Read once at start.
+  std::string token_file;
+  // Plaintext to a non-loopback upstream.
+  bool allow_insecure = false;
   // After this long without a synced page (or with decision delivery
   // failing), the link is in OUTAGE and health reports NOT_SERVING for
   // "air.v1.SyncService".

@@ -1,6 +1,7 @@
 // air-upstream-sim: a simulated automated investigation and response engine
 // serving air.upstream.v1.UpstreamService, for trying aird without a vendor
 // tenant and for fault drills. Parses flags and wires the library.
+#include <fstream>
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
@@ -18,6 +19,10 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50061", "listen address HOST:PORT (port 0: any)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate: serve TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token every call must carry (as an API gateway would)");
 ABSL_FLAG(uint64_t, seed, 1, "random seed: the same seed replays the same story");
 ABSL_FLAG(std::string, instance, "", "id prefix of this instance (default: random)");
 ABSL_FLAG(double, arrival_rate, 0.5, "new investigations per second");
@@ -95,7 +100,18 @@ int main(int argc, char** argv) {
   if (const int preload = absl::GetFlag(FLAGS_preload); preload > 0) {
     simulator.CreateInvestigations(preload);
   }
-  auto server = air::sim::SimServer::Start(simulator, absl::GetFlag(FLAGS_listen));
+  air::sim::SimServerSecurity security;
+  security.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.key_file = absl::GetFlag(FLAGS_tls_key);
+  if (const std::string token_file = absl::GetFlag(FLAGS_token_file); !token_file.empty()) {
+    std::ifstream in(token_file);
+    std::getline(in, security.required_token);
+    if (security.required_token.empty()) {
+      spdlog::critical("cannot read a token from {}", token_file);
+      return 1;
+    }
+  }
+  auto server = air::sim::SimServer::Start(simulator, absl::GetFlag(FLAGS_listen), security);
   if (!server.ok()) {
     spdlog::critical("air-upstream-sim cannot start: {}",
                      std::string(server.status().message()));

@@ -1,9 +1,12 @@
 #include "sim/sim_server.h"
 
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "domain/status_macros.h"
 #include "google/rpc/status.pb.h"
 
 namespace air::sim {
@@ -25,6 +28,14 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()), rpc.SerializeAsString());
 }
 
+absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return absl::FailedPreconditionError("cannot read " + path);
+  if (text.empty()) return absl::FailedPreconditionError("cannot read " + path + " (or it is empty)");
+  return text;
+}
+
 }  // namespace
 
 void UpstreamSimService::AddLatency() {
@@ -38,9 +49,22 @@ void UpstreamSimService::AddLatency() {
   if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
 }
 
-grpc::Status UpstreamSimService::ListChanges(grpc::ServerContext* /*context*/,
+grpc::Status UpstreamSimService::CheckToken(const grpc::ServerContext& context) const {
+  if (required_token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end() ||
+      absl::string_view(it->second.data(), it->second.size()) !=
+          absl::StrCat("Bearer ", required_token_)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a valid bearer token is required");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status UpstreamSimService::ListChanges(grpc::ServerContext* context,
                                              const upstream::v1::ListChangesRequest* request,
                                              upstream::v1::ListChangesResponse* response) {
+  if (grpc::Status s = CheckToken(*context); !s.ok()) return s;
   AddLatency();
   absl::StatusOr<upstream::v1::ListChangesResponse> result = simulator_.ListChanges(*request);
   if (!result.ok()) return ToGrpc(result.status());
@@ -49,8 +73,9 @@ grpc::Status UpstreamSimService::ListChanges(grpc::ServerContext* /*context*/,
 }
 
 grpc::Status UpstreamSimService::SubmitDecision(
-    grpc::ServerContext* /*context*/, const upstream::v1::SubmitDecisionRequest* request,
+    grpc::ServerContext* context, const upstream::v1::SubmitDecisionRequest* request,
     upstream::v1::SubmitDecisionResponse* response) {
+  if (grpc::Status s = CheckToken(*context); !s.ok()) return s;
   AddLatency();
   absl::StatusOr<upstream::v1::SubmitDecisionResponse> result =
       simulator_.SubmitDecision(*request);
@@ -59,12 +84,17 @@ grpc::Status UpstreamSimService::SubmitDecision(
   return grpc::Status::OK;
 }
 
-SimServer::SimServer(UpstreamSimulator& simulator, std::string listen_address)
-    : service_(simulator), listen_address_(std::move(listen_address)) {}
+SimServer::SimServer(UpstreamSimulator& simulator, std::string listen_address,
+                     SimServerSecurity security)
+    : service_(simulator, security.required_token),
+      listen_address_(std::move(listen_address)),
+      security_(std::move(security)) {}
 
 absl::StatusOr<std::unique_ptr<SimServer>> SimServer::Start(UpstreamSimulator& simulator,
-                                                            const std::string& listen_address) {
-  std::unique_ptr<SimServer> server(new SimServer(simulator, listen_address));
+                                                            const std::string& listen_address,
+                                                            SimServerSecurity security) {
+  std::unique_ptr<SimServer> server(
+      new SimServer(simulator, listen_address, std::move(security)));
   absl::MutexLock lock(&server->mu_);
   if (absl::Status s = server->BuildLocked(); !s.ok()) return s;
   return server;
@@ -80,7 +110,16 @@ absl::Status SimServer::BuildLocked() {
   }
   int bound = 0;
   if (!address.empty()) {
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound);
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!security_.cert_file.empty() || !security_.key_file.empty()) {
+      grpc::SslServerCredentialsOptions ssl;
+      grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+      AIR_ASSIGN_OR_RETURN(pair.cert_chain, ReadTextFile(security_.cert_file));
+      AIR_ASSIGN_OR_RETURN(pair.private_key, ReadTextFile(security_.key_file));
+      ssl.pem_key_cert_pairs.push_back(std::move(pair));
+      credentials = grpc::SslServerCredentials(ssl);
+    }
+    builder.AddListeningPort(address, credentials, &bound);
   }
   builder.RegisterService(&service_);
   server_ = builder.BuildAndStart();

@@ -20,9 +20,20 @@
 
 namespace air::sim {
 
+// How the simulator's TCP port is secured (in-process channels never are).
+struct SimServerSecurity {
+  // PEM files of the server's certificate and key: TLS when both are set.
+  std::string cert_file;
+  std::string key_file;
+  // When set, every call must carry "authorization: Bearer <token>", as a
+  // real upstream's API gateway would demand (UNAUTHENTICATED otherwise).
+  std::string required_token;
+};
+
 class UpstreamSimService final : public upstream::v1::UpstreamService::Service {
  public:
-  explicit UpstreamSimService(UpstreamSimulator& simulator) : simulator_(simulator) {}
+  UpstreamSimService(UpstreamSimulator& simulator, std::string required_token)
+      : simulator_(simulator), required_token_(std::move(required_token)) {}
 
   grpc::Status ListChanges(grpc::ServerContext* context,
                            const upstream::v1::ListChangesRequest* request,
@@ -33,7 +44,9 @@ class UpstreamSimService final : public upstream::v1::UpstreamService::Service {
 
  private:
   void AddLatency();
+  grpc::Status CheckToken(const grpc::ServerContext& context) const;
   UpstreamSimulator& simulator_;
+  const std::string required_token_;
 };
 
 class SimServer {
@@ -41,8 +54,9 @@ class SimServer {
   // Serves `simulator` (not owned; must outlive the server) on
   // `listen_address` ("HOST:PORT", port 0 picks one), or only in-process
   // when the address is empty. UNAVAILABLE if the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<SimServer>> Start(UpstreamSimulator& simulator,
-                                                          const std::string& listen_address);
+  static absl::StatusOr<std::unique_ptr<SimServer>> Start(
+      UpstreamSimulator& simulator, const std::string& listen_address,
+      SimServerSecurity security = {});
   ~SimServer();
 
   // The bound TCP port (0 when in-process only).
@@ -56,11 +70,13 @@ class SimServer {
   void Shutdown();
 
  private:
-  SimServer(UpstreamSimulator& simulator, std::string listen_address);
+  SimServer(UpstreamSimulator& simulator, std::string listen_address,
+            SimServerSecurity security);
   absl::Status BuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   UpstreamSimService service_;
   const std::string listen_address_;
+  const SimServerSecurity security_;
   mutable absl::Mutex mu_;
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
   int port_ ABSL_GUARDED_BY(mu_) = 0;

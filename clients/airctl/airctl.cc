@@ -333,22 +333,55 @@ int ActionsWatch(const Context& ctx) {
   return kExitOk;
 }
 
+// Health first (the exit code follows it), then upstream sync and decision
+// delivery when the server reports them (a server without SyncService, or a
+// caller without the read permission, gets health alone).
 int Status(const Context& ctx) {
   absl::StatusOr<client::HealthStatus> health = ctx.client.CheckHealth(ctx.cli.Get("service"));
   if (!health.ok()) return RpcError(ctx.err, health.status());
   const std::string name(client::HealthStatusName(*health));
+  const int exit_code = *health == client::HealthStatus::kServing ? kExitOk : kExitRpcError;
+  absl::StatusOr<v1::SyncStatus> sync =
+      ctx.cli.Has("service") ? absl::NotFoundError("") : ctx.client.GetSyncStatus();
+  const absl::Time now = absl::Now();
   switch (ctx.format) {
-    case OutputFormat::kTable:
+    case OutputFormat::kTable: {
       ctx.out << name << "\n";
+      if (!sync.ok()) break;
+      Table table({"SYNC", "UPSTREAM", "LAG", "BACKLOG", "OLDEST UNDELIVERED", "LAST SYNC",
+                   "APPLIED", "DELIVERED", "LAST ERROR"});
+      const int64_t lag_seconds = sync->lag().seconds();
+      table.AddRow({ShortEnumName(v1::SyncStatus::State_descriptor(), sync->state()),
+                    sync->upstream().empty() ? "-" : sync->upstream(),
+                    sync->state() == v1::SyncStatus::STATE_DISABLED
+                        ? "-"
+                        : absl::StrCat(lag_seconds, "s"),
+                    absl::StrCat(sync->decision_backlog()),
+                    Age(sync->oldest_undelivered_time(), now),
+                    Age(sync->last_sync_time(), now), absl::StrCat(sync->records_applied()),
+                    absl::StrCat(sync->decisions_delivered()),
+                    sync->last_error().empty() ? "-" : sync->last_error()});
+      table.Print(ctx.out);
       break;
+    }
     case OutputFormat::kJson:
-      ctx.out << "{\"status\": \"" << name << "\"}\n";
+      ctx.out << "{\"status\": \"" << name << "\"";
+      if (sync.ok()) ctx.out << ", \"sync\": " << ToJson(*sync, /*pretty=*/false);
+      ctx.out << "}\n";
       break;
     case OutputFormat::kCsv:
-      ctx.out << "status\n" << name << "\n";
+      ctx.out << "status,sync_state,upstream,lag_seconds,decision_backlog\n" << name;
+      if (sync.ok()) {
+        ctx.out << "," << ShortEnumName(v1::SyncStatus::State_descriptor(), sync->state())
+                << "," << CsvField(sync->upstream()) << "," << sync->lag().seconds() << ","
+                << sync->decision_backlog();
+      } else {
+        ctx.out << ",,,,";
+      }
+      ctx.out << "\n";
       break;
   }
-  return *health == client::HealthStatus::kServing ? kExitOk : kExitRpcError;
+  return exit_code;
 }
 
 // Streams a backup into PATH.partial, then renames it to PATH: PATH is

@@ -81,7 +81,7 @@ const std::vector<CommandSpec>& Commands() {
        {"since", "filter", "investigation", "state", "type", "initial", "heartbeat",
         "max_messages"},
        "stream changes, one line per message; reconnects and resumes after a restart"},
-      {{"status"}, "", 0, 0, {"service"}, "check the server's health (exit 0 only if SERVING)"},
+      {{"status"}, "", 0, 0, {"service"}, "the server's health (exit 0 only if SERVING), then upstream sync and decision delivery"},
       {{"backup"}, "", 0, 0, {"to"},
        "admin: stream a consistent online backup of the database to --to=PATH "
        "(default --timeout 1h)"},

@@ -311,6 +311,16 @@ absl::StatusOr<HealthStatus> AirClient::CheckHealth(const std::string& service) 
   return status;
 }
 
+absl::StatusOr<v1::SyncStatus> AirClient::GetSyncStatus() const {
+  auto stub = v1::SyncService::NewStub(channel_);
+  absl::StatusOr<v1::GetSyncStatusResponse> response = Unary<v1::GetSyncStatusResponse>(
+      /*idempotent=*/true, [&](grpc::ClientContext* c, v1::GetSyncStatusResponse* r) {
+        return stub->GetSyncStatus(c, v1::GetSyncStatusRequest(), r);
+      });
+  if (!response.ok()) return response.status();
+  return response->status();
+}
+
 absl::StatusOr<v1::BackupInfo> AirClient::BackupDatabase(std::ostream& out,
                                                          absl::Duration timeout) const {
   auto stub = v1::OperationsService::NewStub(channel_);

@@ -36,6 +36,7 @@
 #include "air/v1/action_service.grpc.pb.h"
 #include "air/v1/investigation_service.grpc.pb.h"
 #include "air/v1/operations_service.grpc.pb.h"
+#include "air/v1/sync_service.grpc.pb.h"
 #include "clients/cpp/retry_policy.h"
 #include "clients/cpp/rpc_status.h"
 
@@ -145,6 +146,9 @@ class AirClient {
 
   // grpc.health.v1.Health/Check for `service` ("" = the whole server).
   absl::StatusOr<HealthStatus> CheckHealth(const std::string& service = "") const;
+
+  // SyncService.GetSyncStatus: upstream sync and decision delivery.
+  absl::StatusOr<v1::SyncStatus> GetSyncStatus() const;
 
   // OperationsService.BackupDatabase (admin only): writes the streamed
   // database file to `out` and returns its BackupInfo once every byte has

@@ -128,7 +128,8 @@ def check_flags(args):
     uses = aird_command_lines(args.source)
     check(len(uses) >= 5, "found too few aird command lines to check: %s" % uses)
     for where, arg in uses:
-        name = arg[2:].split("=", 1)[0].lstrip("[")
+        # aird reads dashes in flag names as underscores (--check-config).
+        name = arg[2:].split("=", 1)[0].lstrip("[").replace("-", "_")
         check(name in aird_flags, "%s passes --%s, which aird --help does not list" % (where, name))
     # Every aird flag shows its default in --help.
     out = subprocess.run([args.aird, "--help"], capture_output=True, text=True)
@@ -168,6 +169,14 @@ def check_configs(args):
         out = subprocess.run([args.aird, "--check_config=" + bad], capture_output=True, text=True)
         check(out.returncode != 0 and "metrics_listen" in out.stderr,
               "a bad metrics_listen was not refused by name: %r" % out.stderr)
+        # The dashed spelling people type works the same (flag names are
+        # declared with underscores).
+        out = subprocess.run([args.aird, "--check-config=" + bad], capture_output=True, text=True)
+        check(out.returncode != 0 and "metrics_listen" in out.stderr,
+              "aird --check-config (dashed) did not check the file: %r" % out.stderr)
+        out = subprocess.run([args.aird, "--check-config", configs["deploy/aird.example.textproto"]],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, "aird --check-config FILE failed: %s" % out.stderr.strip())
     print("checked %d config files" % len(configs))
 
 

@@ -181,7 +181,16 @@ def table_rows(text):
 
 def test_flow(server):
     r = airctl(server, "status")
-    check(r.out.strip() == "SERVING", "status prints SERVING", r)
+    lines = r.out.splitlines()
+    check(lines[0] == "SERVING", "status prints SERVING first", r)
+    # Then upstream sync: this server has no upstream.
+    check(lines[1].split()[:4] == ["SYNC", "UPSTREAM", "LAG", "BACKLOG"], "sync header", r)
+    check(lines[2].split()[:4] == ["DISABLED", "-", "-", "0"], "sync disabled", r)
+    status = airctl(server, "status", "--output=json").json()
+    check(status["status"] == "SERVING" and status["sync"]["state"] == "STATE_DISABLED",
+          "status json carries SyncStatus", status)
+    r = airctl(server, "status", "--service=air.v1.SyncService")
+    check(r.out.strip() == "SERVING", "one service's health alone", r)
 
     # Table output: aligned, states without their prefix.
     r = airctl(server, "investigations", "list")
@@ -257,7 +266,7 @@ def test_flow(server):
 
     # AIR_SERVER stands in for --server.
     r = airctl(None, "status", env={"AIR_SERVER": server.address})
-    check(r.out.strip() == "SERVING", "AIR_SERVER", r)
+    check(r.out.splitlines()[0] == "SERVING", "AIR_SERVER", r)
 
 
 def test_errors(server):
@@ -500,7 +509,7 @@ def test_tls():
     mtls = ["--ca=" + path("ca.pem"), "--cert=" + path("client.pem"), "--key=" + path("client.key")]
     try:
         r = airctl(server, *mtls, "status")
-        check(r.out.strip() == "SERVING", "status over mutual TLS", r)
+        check(r.out.splitlines()[0] == "SERVING", "status over mutual TLS", r)
         a = airctl(server, *mtls, "actions", "approve", "act-1001-1", "-o", "json").json()["action"]
         check(a["decision"]["decider"] == "e2e-cert-bot", "the certificate names the decider", a)
         # No client certificate: the handshake fails. Plaintext: no answer.

@@ -602,5 +602,119 @@ TEST(InProcessSimulatorTest, FeedsAirdInvestigationsAndPendingActions) {
   EXPECT_GE(simulator->stats().investigations, 10);
 }
 
+// TLS and a bearer token on the upstream link: the simulator serves TLS with
+// a certificate from a test CA and demands a token, as a real upstream's API
+// gateway would. aird syncs only with the CA and the token; plaintext to a
+// non-loopback upstream is refused at start.
+class UpstreamTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string d = dir_.path();
+    const std::string script =
+        "cd " + d + " && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=upstream-ca "
+        "-keyout ca.key -out ca.pem 2>/dev/null && "
+        "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout upstream.key "
+        "-out upstream.csr 2>/dev/null && "
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext && "
+        "openssl x509 -req -in upstream.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-days 2 -extfile san.ext -out upstream.pem 2>/dev/null";
+    ASSERT_EQ(std::system(script.c_str()), 0);
+    std::ofstream(dir_.File("token")) << "s3cret-upstream-token\n";
+    sim::SimulatorOptions sim_options;
+    sim_options.seed = 3;
+    sim_options.instance = "tls";
+    sim_options.arrival_rate = 0;
+    sim_options.analysis_delay = absl::ZeroDuration();
+    sim_ = std::make_unique<sim::UpstreamSimulator>(sim_options, &clock_);
+    sim_->CreateInvestigations(3);
+    sim::SimServerSecurity security;
+    security.cert_file = dir_.File("upstream.pem");
+    security.key_file = dir_.File("upstream.key");
+    security.required_token = "s3cret-upstream-token";
+    auto server = sim::SimServer::Start(*sim_, "127.0.0.1:0", security);
+    ASSERT_TRUE(server.ok()) << server.status();
+    sim_server_ = std::move(*server);
+  }
+
+  ServerOptions Options() {
+    ServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.db_path = dir_.File("air.db");
+    options.housekeeping_interval = absl::ZeroDuration();
+    options.clock = &clock_;
+    options.upstream.target = absl::StrCat("localhost:", sim_server_->port());
+    options.upstream.sync.poll_interval = absl::Milliseconds(10);
+    options.upstream.sync.rpc_timeout = absl::Seconds(5);
+    options.upstream.sync.backoff =
+        BackoffPolicy{absl::Milliseconds(2), absl::Milliseconds(40), 2.0, 0.5};
+    return options;
+  }
+
+  ManualClock clock_{kStart};
+  TempDir dir_;
+  std::unique_ptr<sim::UpstreamSimulator> sim_;
+  std::unique_ptr<sim::SimServer> sim_server_;
+};
+
+TEST_F(UpstreamTlsTest, SyncsOverTlsWithTheBearerToken) {
+  ServerOptions options = Options();
+  options.upstream.ca_file = dir_.File("ca.pem");
+  options.upstream.token_file = dir_.File("token");
+  auto server = AirServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WaitFor([&] {
+    v1::SyncStatus status = (*server)->upstream().monitor().Snapshot({});
+    return status.records_applied() > 0;
+  })) << (*server)->upstream().monitor().Snapshot({}).DebugString();
+  InvestigationQuery all;
+  all.page_size = 10;
+  absl::StatusOr<InvestigationPage> page = (*server)->repository().ListInvestigations(all);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->investigations.size(), 3u);
+}
+
+TEST_F(UpstreamTlsTest, WithoutTheTokenTheUpstreamRefusesAndNothingSyncs) {
+  ServerOptions options = Options();
+  options.upstream.ca_file = dir_.File("ca.pem");
+  auto server = AirServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WaitFor([&] {
+    v1::SyncStatus status = (*server)->upstream().monitor().Snapshot({});
+    return status.consecutive_sync_failures() >= 2;
+  }));
+  v1::SyncStatus status = (*server)->upstream().monitor().Snapshot({});
+  EXPECT_EQ(status.records_applied(), 0);
+  EXPECT_THAT(status.last_error(), ::testing::HasSubstr("UNAUTHENTICATED"));
+  // The token never appears in what operators see.
+  EXPECT_THAT(status.DebugString(), ::testing::Not(::testing::HasSubstr("s3cret")));
+}
+
+TEST_F(UpstreamTlsTest, PlaintextToTheTlsUpstreamNeverSyncs) {
+  // A plaintext client against a TLS server: the handshake fails, sync
+  // retries with backoff and reports the failure.
+  ServerOptions options = Options();
+  auto server = AirServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WaitFor([&] {
+    return (*server)->upstream().monitor().Snapshot({}).consecutive_sync_failures() >= 2;
+  }));
+  EXPECT_EQ((*server)->upstream().monitor().Snapshot({}).records_applied(), 0);
+}
+
+TEST_F(UpstreamTlsTest, InsecureSettingsAreRefusedAtStart) {
+  ServerOptions options = Options();
+  options.upstream.target = "upstream.example:7443";  // not loopback, no CA
+  EXPECT_EQ(AirServer::Start(options).status().code(), absl::StatusCode::kFailedPrecondition);
+  options.allow_insecure = true;  // accepted when the operator says so
+  EXPECT_TRUE(AirServer::Start(options).ok());
+
+  options = Options();
+  options.upstream.token_file = dir_.File("token");  // a token without TLS
+  EXPECT_EQ(AirServer::Start(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.upstream.ca_file = dir_.File("missing-ca.pem");
+  EXPECT_EQ(AirServer::Start(options).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace air

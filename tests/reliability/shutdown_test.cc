@@ -2,9 +2,11 @@
 // in flight finish (OK); calls that arrive while the server shuts down are
 // refused with UNAVAILABLE (never CANCELLED, never INTERNAL); every
 // WatchActions stream ends with UNAVAILABLE; aird exits 0 within a bounded
-// time. Known exception (gRPC core, see below): a call that reaches the server
-// after Server::Shutdown began ends CANCELLED; counted and printed, and a
-// failure only with AIR_SHUTDOWN_STRICT=1. Repeated for several rounds on the same database, which must then
+// time. aird drains before Server::Shutdown (service/call_drain.h): new calls
+// get UNAVAILABLE while the admitted ones finish. Known exception (gRPC core,
+// see below): a call that reaches the server after Server::Shutdown began
+// still ends CANCELLED; counted and printed, and a failure only with
+// AIR_SHUTDOWN_STRICT=1. Repeated for several rounds on the same database, which must then
 // still open and answer.
 // Usage: air_shutdown_test --aird=PATH [--long]   (or AIR_RELIABILITY_LONG=1)
 #include <grpcpp/grpcpp.h>

@@ -60,6 +60,15 @@ TEST(Config, ErrorsNameTheLineOrField) {
       "policy { automation_rules { name: \"\" } }", &options);
   EXPECT_EQ(BadRequestField(policy), "policy.automation_rules[0].name");
 
+  // Upstream credentials need TLS.
+  absl::Status token = Apply(dir, "f.textproto",
+                             "upstream { target: \"u:1\" token_file: \"t\" }", &options);
+  EXPECT_EQ(BadRequestField(token), "upstream.ca_file");
+  absl::Status half = Apply(dir, "g.textproto",
+                            "upstream { target: \"u:1\" ca_file: \"ca\" cert_file: \"c\" }",
+                            &options);
+  EXPECT_EQ(BadRequestField(half), "upstream.key_file");
+
   EXPECT_THAT(LoadConfigFile(dir.File("missing.textproto")),
               StatusIs(absl::StatusCode::kNotFound));
 }
@@ -95,6 +104,8 @@ TEST(Config, EverySettingIsInTheFile) {
     db: "/data/air.db"
     upstream {
       target: "upstream.example:7443"
+      ca_file: "/etc/aird/upstream-ca.pem"
+      token_file: "/etc/aird/upstream-token"
       outage { seconds: 60 }
       poll_interval { nanos: 500000000 }
       page_size: 250
@@ -121,6 +132,8 @@ TEST(Config, EverySettingIsInTheFile) {
   EXPECT_EQ(o.db_path, "/data/air.db");
   EXPECT_EQ(o.http_listen_address, "127.0.0.1:8080");
   EXPECT_EQ(o.upstream.target, "upstream.example:7443");
+  EXPECT_EQ(o.upstream.ca_file, "/etc/aird/upstream-ca.pem");
+  EXPECT_EQ(o.upstream.token_file, "/etc/aird/upstream-token");
   EXPECT_EQ(o.upstream.outage_threshold, absl::Minutes(1));
   EXPECT_EQ(o.upstream.sync.poll_interval, absl::Milliseconds(500));
   EXPECT_EQ(o.upstream.sync.page_size, 250);
