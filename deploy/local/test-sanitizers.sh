@@ -24,6 +24,7 @@ cmake --build "$asan_dir" -- -j"$jobs"
 # so fails its test) instead of scrolling past; leaks are reported at exit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizers/lsan.supp}"
 echo "== ASan+UBSan: the test suite against $asan_dir"
 ctest --test-dir "$asan_dir" --output-on-failure -j"$jobs" --timeout 900 \
   -E '^(deploy_image_test|air_bench_smoke)$' "$@"
