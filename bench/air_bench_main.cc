@@ -68,9 +68,10 @@ ABSL_FLAG(std::string, concurrencies, "1,16,64",
           "concurrencies of the ceiling and decisions runs (targets need 16 and 64)");
 ABSL_FLAG(std::string, decision_modes, "normal,full",
           "decisions server runs: normal (synchronous=NORMAL), full (--full_fsync)");
-ABSL_FLAG(bool, server_deadlock_detection, true,
-          "experiment: false turns off abseil's Mutex deadlock detection in the server "
-          "child (Debian's abseil enables it; aird does not turn it off)");
+ABSL_FLAG(bool, server_deadlock_detection, false,
+          "abseil's Mutex deadlock detection in the server children; false (the "
+          "default) as aird's main sets it, true to measure what it costs (Debian's "
+          "abseil enables it)");
 
 // Internal: the server child (see bench/server_process.h).
 ABSL_FLAG(std::string, internal_server, "", "internal: run as the server child (air|noop)");

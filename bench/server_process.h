@@ -50,8 +50,8 @@ struct ServerProcessOptions {
   // Database file (kAir only).
   std::string db_path;
   bool full_fsync = false;
-  // abseil Mutex deadlock detection in the child (an experiment switch).
-  bool deadlock_detection = true;
+  // abseil Mutex deadlock detection in the child; off as in aird.
+  bool deadlock_detection = false;
   // The child's stdout and stderr go here.
   std::string log_path;
 };

@@ -298,11 +298,19 @@ grpc::ServerUnaryReactor* ActionServiceImpl::BatchDecideActions(
                      });
 }
 
-grpc::ServerWriteReactor<v1::WatchActionsResponse>* ActionServiceImpl::WatchActions(
-    grpc::CallbackServerContext* context, const v1::WatchActionsRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ActionServiceImpl::WatchActions(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
   absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kRead);
   if (!caller.ok()) return FinishedWatch(caller.status());
-  return StartWatch(context, *request, repository_, hub_, watch_limits_);
+  v1::WatchActionsRequest request;
+  grpc::ByteBuffer copy(*raw_request);  // the reader consumes its buffer
+  if (!grpc::SerializationTraits<v1::WatchActionsRequest>::Deserialize(&copy, &request)
+           .ok()) {
+    return FinishedWatch(MakeError(absl::StatusCode::kInvalidArgument,
+                                   "the request is not a valid WatchActionsRequest",
+                                   "INVALID_REQUEST"));
+  }
+  return StartWatch(context, request, repository_, hub_, watch_limits_);
 }
 
 }  // namespace air

@@ -32,7 +32,11 @@ class InvestigationServiceImpl final
   const AccessControl& access_;
 };
 
-class ActionServiceImpl final : public v1::ActionService::CallbackService {
+// WatchActions is served raw (ByteBuffer) so that every stream writes the
+// hub's pre-serialized events instead of serializing each one again.
+class ActionServiceImpl final
+    : public v1::ActionService::WithRawCallbackMethod_WatchActions<
+          v1::ActionService::CallbackService> {
  public:
   ActionServiceImpl(Repository& repository, EventHub& hub, const AccessControl& access,
                     WatchLimits watch_limits)
@@ -53,9 +57,8 @@ class ActionServiceImpl final : public v1::ActionService::CallbackService {
   grpc::ServerUnaryReactor* BatchDecideActions(
       grpc::CallbackServerContext* context, const v1::BatchDecideActionsRequest* request,
       v1::BatchDecideActionsResponse* response) override;
-  grpc::ServerWriteReactor<v1::WatchActionsResponse>* WatchActions(
-      grpc::CallbackServerContext* context,
-      const v1::WatchActionsRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchActions(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
 
  private:
   Repository& repository_;

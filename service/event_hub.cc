@@ -1,9 +1,36 @@
 #include "service/event_hub.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "absl/time/clock.h"
+#include "air/v1/action_service.pb.h"
 #include "domain/errors.h"
 
 namespace air {
+
+grpc::Slice PublishedEvent::SerializeResponse(const v1::Event& event) {
+  using google::protobuf::io::CodedOutputStream;
+  using google::protobuf::internal::WireFormatLite;
+  // Exactly what WatchActionsResponse{event} serializes to: the field's tag,
+  // its length, the event.
+  const uint32_t tag = WireFormatLite::MakeTag(v1::WatchActionsResponse::kEventFieldNumber,
+                                               WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  const size_t body = event.ByteSizeLong();
+  const size_t total = CodedOutputStream::VarintSize32(tag) +
+                       CodedOutputStream::VarintSize32(static_cast<uint32_t>(body)) + body;
+  grpc::Slice slice(total);
+  uint8_t* out = const_cast<uint8_t*>(slice.begin());
+  out = CodedOutputStream::WriteVarint32ToArray(tag, out);
+  out = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(body), out);
+  event.SerializeWithCachedSizesToArray(out);
+  return slice;
+}
+
+const grpc::Slice& PublishedEvent::WireResponse() const {
+  absl::call_once(wire_once_, [this] { wire_.emplace(SerializeResponse(event_)); });
+  return *wire_;
+}
 
 EventHub::EventHub(int64_t head, size_t ring_capacity, absl::Duration tick)
     : ring_capacity_(ring_capacity), tick_(tick), head_(head) {
@@ -19,7 +46,7 @@ void EventHub::Publish(const std::vector<v1::Event>& events) {
   absl::MutexLock lock(&mu_);
   for (const v1::Event& event : events) {
     if (event.sequence() <= head_) continue;  // already published
-    ring_.push_back(std::make_shared<const v1::Event>(event));
+    ring_.push_back(std::make_shared<const PublishedEvent>(event));
     head_ = event.sequence();
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
@@ -31,7 +58,7 @@ void EventHub::Publish(std::vector<v1::Event>&& events) {
   for (v1::Event& event : events) {
     if (event.sequence() <= head_) continue;  // already published
     head_ = event.sequence();
-    ring_.push_back(std::make_shared<const v1::Event>(std::move(event)));
+    ring_.push_back(std::make_shared<const PublishedEvent>(std::move(event)));
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
   wake_pending_ = true;
@@ -43,7 +70,7 @@ int64_t EventHub::head() const {
 }
 
 bool EventHub::ReadRecent(int64_t after, int limit,
-                          std::vector<std::shared_ptr<const v1::Event>>* out) const {
+                          std::vector<std::shared_ptr<const PublishedEvent>>* out) const {
   absl::MutexLock lock(&mu_);
   if (after >= head_) return true;
   if (ring_.empty() || ring_.front()->sequence() > after + 1) return false;

@@ -7,6 +7,11 @@
 // subscriber, so a slow subscriber costs no memory and never blocks the
 // writer or anyone else.
 //
+// Each event is kept once, shared by every stream that sends it: the ring
+// holds it parsed (for filters) and, built on first use, in the wire form of
+// a WatchActionsResponse, so a fan-out to N streams serializes it once, not
+// N times.
+//
 // A notifier thread wakes subscribers after each publish and gives each a
 // periodic Tick (for heartbeats). Subscribers must not block in Wake/Tick.
 #ifndef AIR_SERVICE_EVENT_HUB_H_
@@ -15,9 +20,14 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include "absl/base/call_once.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -26,6 +36,29 @@
 #include "air/v1/event.pb.h"
 
 namespace air {
+
+// A committed event as the hub keeps it. Immutable once published, except
+// for the lazily built wire form (thread-safe).
+class PublishedEvent {
+ public:
+  explicit PublishedEvent(v1::Event event) : event_(std::move(event)) {}
+
+  const v1::Event& event() const { return event_; }
+  int64_t sequence() const { return event_.sequence(); }
+
+  // The serialized WatchActionsResponse{event}: built once, then shared
+  // (a reference-counted slice; a copy of the ByteBuffer copies no bytes).
+  const grpc::Slice& WireResponse() const;
+
+  // Serializes WatchActionsResponse{event: `event`} without building the
+  // response message (no copy of the event).
+  static grpc::Slice SerializeResponse(const v1::Event& event);
+
+ private:
+  const v1::Event event_;
+  mutable absl::once_flag wire_once_;
+  mutable std::optional<grpc::Slice> wire_;
+};
 
 class EventHub {
  public:
@@ -58,7 +91,7 @@ class EventHub {
   // returns true if the ring still holds sequence after + 1 (or nothing is
   // newer); false if the caller must read the repository.
   bool ReadRecent(int64_t after, int limit,
-                  std::vector<std::shared_ptr<const v1::Event>>* out) const;
+                  std::vector<std::shared_ptr<const PublishedEvent>>* out) const;
 
   // Registers a subscriber. UNAVAILABLE once shut down.
   absl::Status Subscribe(std::shared_ptr<Subscriber> subscriber);
@@ -81,7 +114,7 @@ class EventHub {
 
   mutable absl::Mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::shared_ptr<const v1::Event>> ring_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const PublishedEvent>> ring_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const Subscriber*, std::shared_ptr<Subscriber>> subscribers_
       ABSL_GUARDED_BY(mu_);
   bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;

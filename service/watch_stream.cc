@@ -14,7 +14,19 @@
 namespace air {
 namespace {
 
-using Reactor = grpc::ServerWriteReactor<v1::WatchActionsResponse>;
+using Reactor = grpc::ServerWriteReactor<grpc::ByteBuffer>;
+
+// A message in wire form, for the raw stream.
+grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
+  const std::string bytes = message.SerializeAsString();
+  grpc::Slice slice(bytes.data(), bytes.size());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// An event's message: shares the hub's bytes, copies none.
+grpc::ByteBuffer Serialized(const PublishedEvent& event) {
+  return grpc::ByteBuffer(&event.WireResponse(), 1);
+}
 
 bool MatchesFilter(const ActionFilter& filter, const v1::Event& event) {
   if (event.has_action()) return filter.Matches(event.action());
@@ -44,7 +56,7 @@ class WatchCore final : public EventHub::Subscriber {
         last_send_(absl::Now()) {}
 
   // Queues messages to send before any event (the initial snapshot).
-  void Preload(std::deque<v1::WatchActionsResponse> messages) {
+  void Preload(std::deque<grpc::ByteBuffer> messages) {
     absl::MutexLock lock(&mu_);
     queue_ = std::move(messages);
   }
@@ -127,7 +139,7 @@ class WatchCore final : public EventHub::Subscriber {
         return;  // WriteDone continues as the owner
       }
 
-      std::deque<v1::WatchActionsResponse> fetched;
+      std::deque<grpc::ByteBuffer> fetched;
       int64_t new_cursor = cursor;
       absl::Status status = Fetch(cursor, &new_cursor, &fetched);
       absl::MutexLock lock(&mu_);
@@ -143,7 +155,7 @@ class WatchCore final : public EventHub::Subscriber {
         bookmark_due_ = false;
         v1::WatchActionsResponse bookmark;
         bookmark.mutable_bookmark()->set_sequence(cursor_);
-        queue_.push_back(std::move(bookmark));
+        queue_.push_back(Serialized(bookmark));
         continue;
       }
       busy_ = false;  // idle until the hub wakes us
@@ -154,17 +166,13 @@ class WatchCore final : public EventHub::Subscriber {
   // Reads the next batch after `cursor`: filtered messages into `out` and the
   // last sequence examined into `new_cursor`.
   absl::Status Fetch(int64_t cursor, int64_t* new_cursor,
-                     std::deque<v1::WatchActionsResponse>* out) {
-    std::vector<std::shared_ptr<const v1::Event>> recent;
-    auto consider = [&](const v1::Event& event) {
-      *new_cursor = event.sequence();
-      if (!MatchesFilter(filter_, event)) return;
-      v1::WatchActionsResponse message;
-      *message.mutable_event() = event;
-      out->push_back(std::move(message));
-    };
+                     std::deque<grpc::ByteBuffer>* out) {
+    std::vector<std::shared_ptr<const PublishedEvent>> recent;
     if (hub_.ReadRecent(cursor, limits_.batch_size, &recent)) {
-      for (const auto& event : recent) consider(*event);
+      for (const auto& published : recent) {
+        *new_cursor = published->sequence();
+        if (MatchesFilter(filter_, published->event())) out->push_back(Serialized(*published));
+      }
       return absl::OkStatus();
     }
     // Lagging beyond the in-memory ring: catch up from the stored log.
@@ -177,7 +185,12 @@ class WatchCore final : public EventHub::Subscriber {
                                     "watch from the snapshot"),
                        "CURSOR_EXPIRED", {{"after_sequence", absl::StrCat(cursor)}});
     }
-    for (const v1::Event& event : stored) consider(event);
+    for (const v1::Event& event : stored) {
+      *new_cursor = event.sequence();
+      if (!MatchesFilter(filter_, event)) continue;
+      grpc::Slice wire = PublishedEvent::SerializeResponse(event);
+      out->push_back(grpc::ByteBuffer(&wire, 1));
+    }
     return absl::OkStatus();
   }
 
@@ -189,11 +202,11 @@ class WatchCore final : public EventHub::Subscriber {
   const WatchLimits limits_;
 
   // Written only by the owner, read by gRPC until the write completes.
-  v1::WatchActionsResponse current_;
+  grpc::ByteBuffer current_;
 
   absl::Mutex mu_;
   int64_t cursor_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::WatchActionsResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> queue_ ABSL_GUARDED_BY(mu_);
   bool busy_ ABSL_GUARDED_BY(mu_) = false;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -252,7 +265,7 @@ class WatchReactor final : public Reactor {
                           "INVALID_CURSOR");
     }
 
-    std::deque<v1::WatchActionsResponse> preload;
+    std::deque<grpc::ByteBuffer> preload;
     int64_t cursor;
     if (request.initial_snapshot()) {
       AIR_ASSIGN_OR_RETURN(PendingSnapshot snapshot,
@@ -260,11 +273,11 @@ class WatchReactor final : public Reactor {
       for (v1::Action& action : snapshot.actions) {
         v1::WatchActionsResponse message;
         *message.mutable_snapshot_action() = std::move(action);
-        preload.push_back(std::move(message));
+        preload.push_back(Serialized(message));
       }
       v1::WatchActionsResponse complete;
       complete.mutable_snapshot_complete()->set_sequence(snapshot.sequence);
-      preload.push_back(std::move(complete));
+      preload.push_back(Serialized(complete));
       cursor = snapshot.sequence;
     } else {
       int64_t head = hub_.head();
@@ -311,7 +324,7 @@ class WatchReactor final : public Reactor {
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::WatchActionsResponse>* StartWatch(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* StartWatch(
     grpc::CallbackServerContext* /*context*/, const v1::WatchActionsRequest& request,
     Repository& repository, EventHub& hub, const WatchLimits& limits) {
   auto* reactor = new WatchReactor(hub);
@@ -327,7 +340,7 @@ class FinishedWatchReactor final : public Reactor {
 };
 }  // namespace
 
-grpc::ServerWriteReactor<v1::WatchActionsResponse>* FinishedWatch(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedWatch(
     const absl::Status& status) {
   return new FinishedWatchReactor(status);
 }

@@ -4,14 +4,18 @@
 // a commit, or by the completion of its previous write) it reads the next
 // events after its cursor — from the hub's in-memory ring when it is caught
 // up, else from the repository — filters them, and writes them one message
-// at a time (gRPC's one-write-outstanding rule). A stream that stops reading
+// at a time (gRPC's one-write-outstanding rule). The stream is raw: it writes
+// WatchActionsResponse messages already in wire form, and a live event's
+// bytes are the hub's, shared by every stream (serialized once per event, not
+// once per subscriber). A stream that stops reading
 // simply stops advancing; it buffers at most one batch, and catches up from
 // the stored log later.
 #ifndef AIR_SERVICE_WATCH_STREAM_H_
 #define AIR_SERVICE_WATCH_STREAM_H_
 
-#include <grpcpp/support/server_callback.h>
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/server_callback.h>
 
 #include "air/v1/action_service.pb.h"
 #include "service/event_hub.h"
@@ -31,12 +35,13 @@ struct WatchLimits {
 };
 
 // Starts a watch. The returned reactor deletes itself when the RPC is done.
-grpc::ServerWriteReactor<v1::WatchActionsResponse>* StartWatch(
+// Writes serialized WatchActionsResponse messages.
+grpc::ServerWriteReactor<grpc::ByteBuffer>* StartWatch(
     grpc::CallbackServerContext* context, const v1::WatchActionsRequest& request,
     Repository& repository, EventHub& hub, const WatchLimits& limits);
 
 // A watch that ends at once with `status` (e.g. refused access).
-grpc::ServerWriteReactor<v1::WatchActionsResponse>* FinishedWatch(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedWatch(
     const absl::Status& status);
 
 }  // namespace air

@@ -254,8 +254,9 @@ class Repository {
   // not the table; meant for a metrics scrape, not for request paths.
   virtual absl::StatusOr<StoreStats> GetStoreStats() = 0;
 
-  // Called after every commit with the events it made visible, in order, on
-  // the writer thread. Set before the first write; must be quick.
+  // Called after every commit with the events it made visible, in commit
+  // order, on one repository thread, before that commit's done callbacks.
+  // Set before the first write; must be quick.
   virtual void SetCommitObserver(CommitObserver observer) = 0;
 };
 

@@ -136,16 +136,22 @@ absl::Status Connection::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Statement> Connection::Prepare(const std::string& sql) {
+absl::StatusOr<Statement> Connection::Prepare(absl::string_view sql) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     sqlite3_stmt* stmt = nullptr;
-    const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+    const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) return StorageError(rc, "prepare", db_);
-    it = statements_.emplace(sql, stmt).first;
+    it = statements_.emplace(std::string(sql), stmt).first;
   }
   return Statement(it->second, db_);
+}
+
+absl::Status Connection::Run(absl::string_view sql) {
+  absl::StatusOr<Statement> stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  return stmt->Run();
 }
 
 absl::StatusOr<int64_t> Connection::QueryInt(const std::string& sql) {

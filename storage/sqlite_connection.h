@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace air::sqlite {
@@ -66,8 +67,13 @@ class Connection {
 
   // Runs one or more statements without results.
   absl::Status Exec(const char* sql);
+  // Runs one statement without results through the statement cache: for
+  // the ones run all the time (SAVEPOINT, RELEASE, COMMIT), which Exec
+  // would parse again at every call.
+  absl::Status Run(absl::string_view sql);
   // Returns the cached statement for `sql`, preparing it on first use.
-  absl::StatusOr<Statement> Prepare(const std::string& sql);
+  // Looked up without a copy of `sql` (this runs for every statement).
+  absl::StatusOr<Statement> Prepare(absl::string_view sql);
   // A single integer from a one-row query, e.g. a PRAGMA.
   absl::StatusOr<int64_t> QueryInt(const std::string& sql);
   absl::StatusOr<std::string> QueryText(const std::string& sql);

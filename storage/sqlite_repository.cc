@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/errors.h"
@@ -200,10 +201,18 @@ class SqliteRepository::Impl {
     WriteFn fn;
     DoneFn done;
   };
+  // What is left of a batch once its outcome is durable (or rolled back):
+  // the events to announce and the callers to answer.
+  struct Completion {
+    std::vector<v1::Event> events;
+    std::vector<DoneFn> dones;
+    std::vector<absl::Status> results;
+  };
 
   absl::Status Migrate();
   void WriterLoop();
   void RunBatch(std::vector<Job>& batch);
+  void CompleterLoop();
 
   const SqliteOptions options_;
   const Clock* const clock_;
@@ -217,6 +226,15 @@ class SqliteRepository::Impl {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   CommitObserver observer_ ABSL_GUARDED_BY(queue_mu_);
   std::thread writer_thread_;
+
+  // Batches handed from the writer to the completer thread, in commit order.
+  // The completer runs the observer and the done callbacks (answering a
+  // gRPC call costs about as much as deciding it), so the writer starts
+  // the next batch at once instead of waiting for them.
+  absl::Mutex completion_mu_;
+  std::deque<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
+  bool writer_done_ ABSL_GUARDED_BY(completion_mu_) = false;
+  std::thread completer_thread_;
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_
@@ -232,49 +250,101 @@ class SqliteWriteTransaction final : public WriteTransaction {
   absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
     return LoadAction(conn_, id);
   }
+  // Investigations are read once per batch and written back once, by
+  // Flush() before COMMIT: a batch of decisions on one investigation's
+  // actions (the common case in an incident) updates its counts in memory
+  // instead of re-reading, re-serializing and rewriting the row (and its
+  // indexes) for every decision. Nothing else in a write transaction reads
+  // the investigations table, and events carry copies made when appended.
   absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override {
-    return LoadInvestigation(conn_, id);
-  }
-
-  absl::Status PutAction(const v1::Action& action) override {
-    AIR_ASSIGN_OR_RETURN(
-        Statement stmt,
-        // An upsert rather than INSERT OR REPLACE: REPLACE deletes and
-        // re-inserts, rewriting every index entry; the upsert touches only
-        // the indexed columns that changed (sync ingest rewrites rows often).
-        conn_.Prepare("INSERT INTO actions (id, investigation_id, "
-                      "type, state, create_us, expire_us, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                      "investigation_id = excluded.investigation_id, type = excluded.type, "
-                      "state = excluded.state, create_us = excluded.create_us, "
-                      "expire_us = excluded.expire_us, body = excluded.body"));
-    stmt.Bind(1, action.id())
-        .Bind(2, action.investigation_id())
-        .Bind(3, static_cast<int64_t>(action.type()))
-        .Bind(4, static_cast<int64_t>(action.state()))
-        .Bind(5, Micros(action.create_time()))
-        .Bind(6, Micros(action.expire_time()))
-        .BindBlob(7, action.SerializeAsString());
-    return stmt.Run();
+    if (auto it = investigations_.find(id); it != investigations_.end()) {
+      return it->second.value;
+    }
+    AIR_ASSIGN_OR_RETURN(v1::Investigation loaded, LoadInvestigation(conn_, id));
+    undo_.push_back({std::string(id), std::nullopt});
+    investigations_.emplace(std::string(id), CachedInvestigation{loaded, false});
+    return loaded;
   }
 
   absl::Status PutInvestigation(const v1::Investigation& inv) override {
-    AIR_ASSIGN_OR_RETURN(
-        Statement stmt,
-        conn_.Prepare("INSERT INTO investigations (id, state, "
-                      "source, verdict, create_us, update_us, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                      "state = excluded.state, source = excluded.source, "
-                      "verdict = excluded.verdict, create_us = excluded.create_us, "
-                      "update_us = excluded.update_us, body = excluded.body"));
-    stmt.Bind(1, inv.id())
-        .Bind(2, static_cast<int64_t>(inv.state()))
-        .Bind(3, static_cast<int64_t>(inv.source()))
-        .Bind(4, static_cast<int64_t>(inv.verdict()))
-        .Bind(5, Micros(inv.create_time()))
-        .Bind(6, Micros(inv.update_time()))
-        .BindBlob(7, inv.SerializeAsString());
-    return stmt.Run();
+    auto it = investigations_.find(inv.id());
+    if (it == investigations_.end()) {
+      undo_.push_back({inv.id(), std::nullopt});
+      investigations_.emplace(inv.id(), CachedInvestigation{inv, true});
+    } else {
+      undo_.push_back({inv.id(), it->second});
+      it->second = CachedInvestigation{inv, true};
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes the investigations changed in this batch.
+  absl::Status Flush() {
+    for (auto& [id, cached] : investigations_) {
+      if (!cached.dirty) continue;
+      AIR_RETURN_IF_ERROR(WriteInvestigation(cached.value));
+      cached.dirty = false;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status PutAction(const v1::Action& action) override {
+    // SQLite rewrites every index that contains a column named in SET,
+    // changed or not. investigation_id, type and create_us never change
+    // once an action exists, so the upsert sets only the mutable columns
+    // (2 of the 5 indexes instead of 4); its WHERE makes it a no-op if they
+    // did differ, and then the full update below keeps the row consistent.
+    static const std::string kUpsert =
+        "INSERT INTO actions (id, investigation_id, type, state, create_us, expire_us, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "state = excluded.state, expire_us = excluded.expire_us, body = excluded.body "
+        "WHERE investigation_id = excluded.investigation_id AND type = excluded.type "
+        "AND create_us = excluded.create_us";
+    static const std::string kFullUpdate =
+        "UPDATE actions SET investigation_id = ?2, type = ?3, state = ?4, "
+        "create_us = ?5, expire_us = ?6, body = ?7 WHERE id = ?1";
+    const std::string body = action.SerializeAsString();
+    for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
+      AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
+      stmt.Bind(1, action.id())
+          .Bind(2, action.investigation_id())
+          .Bind(3, static_cast<int64_t>(action.type()))
+          .Bind(4, static_cast<int64_t>(action.state()))
+          .Bind(5, Micros(action.create_time()))
+          .Bind(6, Micros(action.expire_time()))
+          .BindBlob(7, body);
+      AIR_RETURN_IF_ERROR(stmt.Run());
+      if (sqlite3_changes(conn_.db()) > 0) break;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteInvestigation(const v1::Investigation& inv) {
+    // As in PutAction: create_us never changes, so the upsert leaves it (and
+    // the index on it) alone unless it did differ.
+    static const std::string kUpsert =
+        "INSERT INTO investigations (id, state, source, verdict, create_us, update_us, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "state = excluded.state, source = excluded.source, verdict = excluded.verdict, "
+        "update_us = excluded.update_us, body = excluded.body "
+        "WHERE create_us = excluded.create_us";
+    static const std::string kFullUpdate =
+        "UPDATE investigations SET state = ?2, source = ?3, verdict = ?4, "
+        "create_us = ?5, update_us = ?6, body = ?7 WHERE id = ?1";
+    const std::string body = inv.SerializeAsString();
+    for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
+      AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
+      stmt.Bind(1, inv.id())
+          .Bind(2, static_cast<int64_t>(inv.state()))
+          .Bind(3, static_cast<int64_t>(inv.source()))
+          .Bind(4, static_cast<int64_t>(inv.verdict()))
+          .Bind(5, Micros(inv.create_time()))
+          .Bind(6, Micros(inv.update_time()))
+          .BindBlob(7, body);
+      AIR_RETURN_IF_ERROR(stmt.Run());
+      if (sqlite3_changes(conn_.db()) > 0) break;
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<int64_t> AppendEvent(v1::Event event) override {
@@ -491,11 +561,21 @@ class SqliteWriteTransaction final : public WriteTransaction {
   struct Mark {
     int64_t next_sequence;
     size_t events;
+    size_t undo;
   };
-  Mark mark() const { return {next_sequence_, events_.size()}; }
+  Mark mark() const { return {next_sequence_, events_.size(), undo_.size()}; }
   void RollBackTo(const Mark& m) {
     next_sequence_ = m.next_sequence;
     events_.resize(m.events);
+    while (undo_.size() > m.undo) {
+      Undo& u = undo_.back();
+      if (u.before.has_value()) {
+        investigations_[u.id] = *std::move(u.before);
+      } else {
+        investigations_.erase(u.id);
+      }
+      undo_.pop_back();
+    }
   }
   std::vector<v1::Event>& events() { return events_; }
 
@@ -504,6 +584,19 @@ class SqliteWriteTransaction final : public WriteTransaction {
   int64_t& next_sequence_;
   const absl::Time now_;
   std::vector<v1::Event> events_;
+
+  struct CachedInvestigation {
+    v1::Investigation value;
+    bool dirty = false;  // changed since read: Flush() writes it
+  };
+  // What an entry was before a change, to restore on savepoint rollback
+  // (nullopt: it was not cached).
+  struct Undo {
+    std::string id;
+    std::optional<CachedInvestigation> before;
+  };
+  absl::flat_hash_map<std::string, CachedInvestigation> investigations_;
+  std::vector<Undo> undo_;
 };
 
 absl::Status SqliteRepository::Impl::Open() {
@@ -564,6 +657,7 @@ absl::Status SqliteRepository::Impl::Open() {
     absl::MutexLock lock(&readers_mu_);
     idle_readers_.push_back(std::move(*reader));
   }
+  completer_thread_ = std::thread([this] { CompleterLoop(); });
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
 }
@@ -599,6 +693,39 @@ void SqliteRepository::Impl::Stop() {
     stopping_ = true;
   }
   if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    absl::MutexLock lock(&completion_mu_);
+    writer_done_ = true;
+  }
+  if (completer_thread_.joinable()) completer_thread_.join();
+}
+
+void SqliteRepository::Impl::CompleterLoop() {
+  while (true) {
+    Completion completion;
+    {
+      absl::MutexLock lock(&completion_mu_);
+      completion_mu_.Await(absl::Condition(
+          +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->completion_mu_) {
+            return self->writer_done_ || !self->completions_.empty();
+          },
+          this));
+      if (completions_.empty()) return;  // the writer stopped, all answered
+      completion = std::move(completions_.front());
+      completions_.pop_front();
+    }
+    if (!completion.events.empty()) {
+      CommitObserver observer;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        observer = observer_;
+      }
+      if (observer) observer(completion.events);
+    }
+    for (size_t i = 0; i < completion.dones.size(); ++i) {
+      if (completion.dones[i]) completion.dones[i](std::move(completion.results[i]));
+    }
+  }
 }
 
 void SqliteRepository::Impl::WriterLoop() {
@@ -627,10 +754,10 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
   SqliteWriteTransaction tx(*writer_, next_sequence_, clock_->Now());
   const auto batch_start = tx.mark();
 
-  absl::Status batch_error = writer_->Exec("BEGIN IMMEDIATE");
+  absl::Status batch_error = writer_->Run("BEGIN IMMEDIATE");
   for (size_t i = 0; i < batch.size() && batch_error.ok(); ++i) {
     const auto mark = tx.mark();
-    batch_error = writer_->Exec("SAVEPOINT write_fn");
+    batch_error = writer_->Run("SAVEPOINT write_fn");
     if (!batch_error.ok()) break;
     results[i] = batch[i].fn(tx);
     if (!writer_->InTransaction()) {
@@ -643,14 +770,15 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
       break;
     }
     if (results[i].ok()) {
-      batch_error = writer_->Exec("RELEASE write_fn");
+      batch_error = writer_->Run("RELEASE write_fn");
     } else {
       tx.RollBackTo(mark);
       batch_error = writer_->Exec("ROLLBACK TO write_fn");
       if (batch_error.ok()) batch_error = writer_->Exec("RELEASE write_fn");
     }
   }
-  if (batch_error.ok()) batch_error = writer_->Exec("COMMIT");
+  if (batch_error.ok()) batch_error = tx.Flush();
+  if (batch_error.ok()) batch_error = writer_->Run("COMMIT");
   if (!batch_error.ok()) {
     if (writer_->InTransaction()) (void)writer_->Exec("ROLLBACK");
     tx.RollBackTo(batch_start);
@@ -659,17 +787,13 @@ void SqliteRepository::Impl::RunBatch(std::vector<Job>& batch) {
     }
   }
 
-  if (!tx.events().empty()) {
-    CommitObserver observer;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      observer = observer_;
-    }
-    if (observer) observer(tx.events());
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].done) batch[i].done(std::move(results[i]));
-  }
+  Completion completion;
+  completion.events = std::move(tx.events());
+  completion.results = std::move(results);
+  completion.dones.reserve(batch.size());
+  for (Job& job : batch) completion.dones.push_back(std::move(job.done));
+  absl::MutexLock lock(&completion_mu_);
+  completions_.push_back(std::move(completion));
 }
 
 // ---------------------------------------------------------------------------

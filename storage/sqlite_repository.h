@@ -3,7 +3,9 @@
 // One writer thread owns the only read-write connection and commits queued
 // writes in batches (group commit): each write function runs inside its own
 // SAVEPOINT of one transaction, so a failed function rolls back alone while
-// the batch shares a single durable commit. Reads use a small pool of
+// the batch shares a single durable commit. A second thread then runs the
+// commit observer and the done callbacks of each batch, in commit order,
+// while the writer goes on with the next batch. Reads use a small pool of
 // read-only connections and never block the writer (WAL mode).
 #ifndef AIR_STORAGE_SQLITE_REPOSITORY_H_
 #define AIR_STORAGE_SQLITE_REPOSITORY_H_

@@ -14,6 +14,7 @@
 #include "storage/postgres_repository.h"
 #include "storage/sqlite_repository.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/test_support.h"
 
@@ -256,6 +257,68 @@ TEST_P(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
     EXPECT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));
     EXPECT_NE((*events)[i].type(), v1::Event::TYPE_ACTION_UPDATED);
   }
+}
+
+// The writer keeps a batch's investigations in memory and writes them at
+// commit; a failed write function's changes to them must roll back with it.
+TEST_P(RepositoryTest, AFailedWritesInvestigationChangeRollsBackInItsBatch) {
+  Seed("inv-1", 3);
+  absl::Notification gate;
+  absl::Mutex mu;
+  int pending = 5;
+  absl::Status results[5];
+  int seen_in_batch_approved = -1;
+  auto done = [&](int i) {
+    return [&, i](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      results[i] = s;
+      --pending;
+    };
+  };
+  // Holds the writer so that the next writes queue up and share one batch.
+  repo_->WriteAsync(
+      [&](WriteTransaction&) -> absl::Status {
+        gate.WaitForNotification();
+        return absl::OkStatus();
+      },
+      done(0));
+  auto approve = [](WriteTransaction& tx, const std::string& id) {
+    DecideActionsInput input;
+    input.ids = {id};
+    input.command.outcome = v1::Decision::OUTCOME_APPROVED;
+    return DecideActionsTx(tx, input).status();
+  };
+  repo_->WriteAsync([&](WriteTransaction& tx) { return approve(tx, "inv-1-a0"); }, done(1));
+  repo_->WriteAsync(
+      [&](WriteTransaction& tx) -> absl::Status {
+        AIR_RETURN_IF_ERROR(approve(tx, "inv-1-a1"));
+        return absl::InternalError("deliberate failure after a decision");
+      },
+      done(2));
+  repo_->WriteAsync(
+      [&](WriteTransaction& tx) -> absl::Status {
+        AIR_ASSIGN_OR_RETURN(Investigation inv, tx.GetInvestigation("inv-1"));
+        seen_in_batch_approved = inv.action_counts().approved();
+        return absl::OkStatus();
+      },
+      done(3));
+  repo_->WriteAsync([&](WriteTransaction& tx) { return approve(tx, "inv-1-a2"); }, done(4));
+  gate.Notify();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending));
+  }
+  AIR_ASSERT_OK(results[1]);
+  EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kInternal));
+  AIR_ASSERT_OK(results[4]);
+  EXPECT_EQ(seen_in_batch_approved, 1);  // a0 only: a1's change was undone
+  auto inv = repo_->GetInvestigation("inv-1");
+  AIR_ASSERT_OK(inv);
+  EXPECT_EQ(inv->action_counts().approved(), 2);
+  EXPECT_EQ(inv->action_counts().pending(), 1);
+  auto a1 = repo_->GetAction("inv-1-a1");
+  AIR_ASSERT_OK(a1);
+  EXPECT_EQ(a1->state(), Action::STATE_PENDING);
 }
 
 TEST_P(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
