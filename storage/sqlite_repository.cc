@@ -210,9 +210,14 @@ class SqliteRepository::Impl {
   };
 
   absl::Status Migrate();
+  absl::Status StartCheckpointer();
   void WriterLoop();
   void RunBatch(std::vector<Job>& batch);
   void CompleterLoop();
+  void CheckpointerLoop();
+  // sqlite3_wal_hook on the writer: runs inside each COMMIT with the log's
+  // size in pages.
+  static int OnWalCommit(void* self, sqlite3* db, const char* schema, int pages);
 
   const SqliteOptions options_;
   const Clock* const clock_;
@@ -239,6 +244,13 @@ class SqliteRepository::Impl {
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_
       ABSL_GUARDED_BY(readers_mu_);
+
+  // The background checkpointer (see SqliteOptions::checkpoint_pages).
+  std::unique_ptr<Connection> checkpoint_conn_;  // owned by its thread
+  absl::Mutex checkpoint_mu_;
+  bool checkpoint_requested_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  bool checkpoint_stopping_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::thread checkpoint_thread_;
 };
 
 // The WriteTransaction handed to write functions on the writer thread.
@@ -657,9 +669,74 @@ absl::Status SqliteRepository::Impl::Open() {
     absl::MutexLock lock(&readers_mu_);
     idle_readers_.push_back(std::move(*reader));
   }
+  AIR_RETURN_IF_ERROR(StartCheckpointer());
   completer_thread_ = std::thread([this] { CompleterLoop(); });
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
+}
+
+absl::Status SqliteRepository::Impl::StartCheckpointer() {
+  if (options_.checkpoint_pages <= 0) return absl::OkStatus();  // SQLite's default
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Connection::Open(options_.path, SQLITE_OPEN_READWRITE, options_.busy_timeout);
+  if (!conn.ok()) return conn.status();
+  checkpoint_conn_ = std::move(*conn);
+  // A connection opens the log on its first read; until then a checkpoint
+  // through it is a silent no-op.
+  AIR_RETURN_IF_ERROR(
+      checkpoint_conn_->QueryInt("SELECT COUNT(*) FROM sqlite_master").status());
+  // Replaces the writer's automatic checkpoint (itself a WAL hook).
+  sqlite3_wal_hook(writer_->db(), &Impl::OnWalCommit, this);
+  checkpoint_thread_ = std::thread([this] { CheckpointerLoop(); });
+  return absl::OkStatus();
+}
+
+int SqliteRepository::Impl::OnWalCommit(void* self_ptr, sqlite3* db, const char* schema,
+                                        int pages) {
+  Impl* self = static_cast<Impl*>(self_ptr);
+  if (pages >= self->options_.checkpoint_writer_fallback_pages) {
+    // The bound: copy what can be copied now, as SQLite's autocheckpoint
+    // would. PASSIVE never waits for readers.
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    return SQLITE_OK;
+  }
+  if (pages >= self->options_.checkpoint_pages) {
+    absl::MutexLock lock(&self->checkpoint_mu_);
+    self->checkpoint_requested_ = true;
+  }
+  return SQLITE_OK;
+}
+
+void SqliteRepository::Impl::CheckpointerLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&checkpoint_mu_);
+      checkpoint_mu_.Await(absl::Condition(
+          +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->checkpoint_mu_) {
+            return self->checkpoint_stopping_ || self->checkpoint_requested_;
+          },
+          this));
+      if (checkpoint_stopping_) return;
+      checkpoint_requested_ = false;
+    }
+    // PASSIVE: copies the frames no reader still needs and syncs the file,
+    // without blocking the writer, which keeps appending meanwhile. The log
+    // starts over at the writer's next transaction once all of it has been
+    // copied.
+    int log_pages = 0;
+    int copied_pages = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->db(), "main",
+                                             SQLITE_CHECKPOINT_PASSIVE, &log_pages,
+                                             &copied_pages);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      // Not fatal: the next request tries again, and the writer's fallback
+      // bounds the log meanwhile.
+      spdlog::warn("storage: background WAL checkpoint failed: {}",
+                   sqlite3_errmsg(checkpoint_conn_->db()));
+    } else if (options_.on_checkpoint) {
+      options_.on_checkpoint(log_pages, copied_pages);
+    }
+  }
 }
 
 absl::Status SqliteRepository::Impl::Migrate() {
@@ -698,6 +775,11 @@ void SqliteRepository::Impl::Stop() {
     writer_done_ = true;
   }
   if (completer_thread_.joinable()) completer_thread_.join();
+  {
+    absl::MutexLock lock(&checkpoint_mu_);
+    checkpoint_stopping_ = true;
+  }
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
 }
 
 void SqliteRepository::Impl::CompleterLoop() {

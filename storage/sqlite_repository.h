@@ -10,6 +10,7 @@
 #ifndef AIR_STORAGE_SQLITE_REPOSITORY_H_
 #define AIR_STORAGE_SQLITE_REPOSITORY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,19 @@ struct SqliteOptions {
   int writer_cache_mib = 64;
   // Largest number of write functions committed together.
   int max_batch = 256;
+  // WAL checkpoints run on a background thread with its own connection once
+  // the log holds this many pages (SQLite's own default threshold), so a
+  // commit never waits for the checkpoint's fsyncs (measured: 15-18 ms every
+  // ~250 decisions when the writer checkpointed itself). 0 = let the writer
+  // checkpoint as SQLite does by default.
+  int checkpoint_pages = 1000;
+  // If the log still grows past this many pages (the checkpointer cannot
+  // keep up, or a long reader pins old frames), the writer checkpoints
+  // itself after its commit, as SQLite would: a bound on the WAL's size.
+  int checkpoint_writer_fallback_pages = 16000;
+  // Called on the checkpointer thread after each background checkpoint with
+  // the log's size and the pages copied so far (tests observe it).
+  std::function<void(int log_pages, int copied_pages)> on_checkpoint;
   // Runs PRAGMA quick_check at open, refusing a corrupt file.
   bool check_integrity_at_open = true;
   // The clock for commit times. Not owned; defaults to the system clock.

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -432,6 +433,68 @@ TEST_P(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
   EXPECT_EQ(repo_->GetEventLogBounds()->first_retained, 15);
   Reopen();  // the head survives even when most of the log is gone
   EXPECT_EQ(repo_->GetEventLogBounds()->head, 15);
+}
+
+// Writes `transactions` commits of 20 investigations each (several WAL pages
+// per commit) through `repo`.
+void WriteInvestigations(Repository& repo, int transactions) {
+  for (int t = 0; t < transactions; ++t) {
+    AIR_ASSERT_OK(repo.Write([t](WriteTransaction& tx) {
+      for (int i = 0; i < 20; ++i) {
+        Investigation inv;
+        inv.set_id(absl::StrCat("inv-", t, "-", i));
+        inv.set_display_name(std::string(400, 'x'));
+        AIR_RETURN_IF_ERROR(CreateInvestigationTx(tx, inv));
+      }
+      return absl::OkStatus();
+    }));
+  }
+}
+
+TEST(SqliteCheckpoint, RunsOnTheBackgroundThreadAndLosesNothing) {
+  TempDir dir;
+  absl::Notification copied;
+  SqliteOptions options;
+  options.path = dir.File("air.db");
+  options.checkpoint_pages = 16;
+  options.on_checkpoint = [&](int /*log_pages*/, int copied_pages) {
+    if (copied_pages > 0 && !copied.HasBeenNotified()) copied.Notify();
+  };
+  {
+    auto repo = SqliteRepository::Open(options);
+    AIR_ASSERT_OK(repo);
+    WriteInvestigations(**repo, 40);
+    EXPECT_TRUE(copied.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    auto page = (*repo)->ListInvestigations(InvestigationQuery{});
+    AIR_ASSERT_OK(page);
+  }
+  options.on_checkpoint = nullptr;
+  auto reopened = SqliteRepository::Open(options);
+  AIR_ASSERT_OK(reopened);
+  auto inv = (*reopened)->GetInvestigation("inv-39-19");
+  AIR_ASSERT_OK(inv);
+  EXPECT_EQ(inv->display_name(), std::string(400, 'x'));
+}
+
+// The writer's fallback bounds the log when background checkpoints do not
+// happen: the WAL file stops growing (the log restarts from its beginning)
+// instead of holding every commit.
+TEST(SqliteCheckpoint, TheWriterFallbackBoundsTheLog) {
+  auto wal_bytes_after = [](const std::string& dir_path, int fallback_pages) {
+    SqliteOptions options;
+    options.path = dir_path + "/air.db";
+    options.checkpoint_pages = 1'000'000'000;  // the background thread never runs
+    options.checkpoint_writer_fallback_pages = fallback_pages;
+    auto repo = SqliteRepository::Open(options);
+    EXPECT_TRUE(repo.ok()) << repo.status();
+    WriteInvestigations(**repo, 60);
+    return std::filesystem::file_size(options.path + "-wal");
+  };
+  TempDir bounded_dir, unbounded_dir;
+  const auto bounded = wal_bytes_after(bounded_dir.path(), 32);
+  const auto unbounded = wal_bytes_after(unbounded_dir.path(), 1'000'000'000);
+  EXPECT_LT(bounded, 64u * 4096 + 64 * 1024) << "fallback at 32 pages";
+  EXPECT_GT(unbounded, 3 * bounded);
 }
 
 TEST(RepositoryOpen, RefusesAFileThatIsNotADatabase) {
