@@ -61,7 +61,8 @@ absl::Status WithActionId(absl::Status status, const std::string& id) {
 
 absl::Status CreateInvestigationTx(WriteTransaction& tx,
                                    v1::Investigation investigation) {
-  if (tx.GetInvestigation(investigation.id()).ok()) {
+  AIR_ASSIGN_OR_RETURN(const bool exists, tx.HasInvestigation(investigation.id()));
+  if (exists) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("investigation ", investigation.id(),
                                   " already exists"),
@@ -76,7 +77,8 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
 absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx, v1::Action action,
                                            absl::Duration ttl,
                                            const DecisionPolicy* policy) {
-  if (tx.GetAction(action.id()).ok()) {
+  AIR_ASSIGN_OR_RETURN(const bool exists, tx.HasAction(action.id()));
+  if (exists) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("action ", action.id(), " already exists"),
                      "ACTION_EXISTS");

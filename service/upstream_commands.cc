@@ -43,9 +43,8 @@ absl::Status EnsureInvestigation(WriteTransaction& tx, const std::string& id) {
   AIR_ASSIGN_OR_RETURN(std::optional<int64_t> synced,
                        tx.GetUpstreamVersion(UpstreamKind::kInvestigation, id));
   if (synced.has_value()) return absl::OkStatus();
-  absl::StatusOr<Investigation> existing = tx.GetInvestigation(id);
-  if (existing.ok()) return absl::OkStatus();
-  if (existing.status().code() != absl::StatusCode::kNotFound) return existing.status();
+  AIR_ASSIGN_OR_RETURN(const bool exists, tx.HasInvestigation(id));
+  if (exists) return absl::OkStatus();
   Investigation placeholder;
   placeholder.set_id(id);
   placeholder.set_display_name(

@@ -149,6 +149,11 @@ class WriteTransaction {
   virtual absl::StatusOr<v1::Action> GetAction(absl::string_view id) = 0;
   virtual absl::StatusOr<v1::Investigation> GetInvestigation(
       absl::string_view id) = 0;
+  // Whether the record exists. Creates ask this for every new record, and
+  // the usual answer, no, then costs no NotFound error (an ErrorInfo payload)
+  // and no parse. The defaults use Get*; backends answer from an index.
+  virtual absl::StatusOr<bool> HasAction(absl::string_view id);
+  virtual absl::StatusOr<bool> HasInvestigation(absl::string_view id);
   // Inserts or replaces by id.
   virtual absl::Status PutAction(const v1::Action& action) = 0;
   virtual absl::Status PutInvestigation(const v1::Investigation& investigation) = 0;

@@ -262,6 +262,13 @@ class SqliteWriteTransaction final : public WriteTransaction {
   absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
     return LoadAction(conn_, id);
   }
+  absl::StatusOr<bool> HasAction(absl::string_view id) override {
+    return RowExists("SELECT 1 FROM actions WHERE id = ?", id);
+  }
+  absl::StatusOr<bool> HasInvestigation(absl::string_view id) override {
+    if (investigations_.contains(id)) return true;
+    return RowExists("SELECT 1 FROM investigations WHERE id = ?", id);
+  }
   // Investigations are read once per batch and written back once, by
   // Flush() before COMMIT: a batch of decisions on one investigation's
   // actions (the common case in an incident) updates its counts in memory
@@ -288,6 +295,12 @@ class SqliteWriteTransaction final : public WriteTransaction {
       it->second = CachedInvestigation{inv, true};
     }
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> RowExists(const char* sql, absl::string_view id) {
+    AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(sql));
+    stmt.Bind(1, id);
+    return stmt.Step();
   }
 
   // Writes the investigations changed in this batch.

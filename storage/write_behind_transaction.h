@@ -35,9 +35,17 @@ class WriteBehindTransaction final : public WriteTransaction {
   absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,
                                   int64_t version) override;
 
+  absl::StatusOr<bool> HasInvestigation(absl::string_view id) override {
+    if (investigations_.contains(id)) return true;
+    return inner_.HasInvestigation(id);
+  }
+
   // Pass-through.
   absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
     return inner_.GetAction(id);
+  }
+  absl::StatusOr<bool> HasAction(absl::string_view id) override {
+    return inner_.HasAction(id);
   }
   absl::Status PutAction(const v1::Action& action) override { return inner_.PutAction(action); }
   absl::StatusOr<int64_t> AppendEvent(v1::Event event) override {
