@@ -162,6 +162,21 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
                          "CREDENTIALS_MISSING");
 }
 
+absl::Status AccessControl::CheckCallerWaiting(bool cancelled,
+                                               std::chrono::system_clock::time_point deadline,
+                                               std::chrono::system_clock::time_point now) {
+  if (cancelled) {
+    return MakeError(absl::StatusCode::kCancelled, "the caller cancelled the call",
+                     "CALL_CANCELLED");
+  }
+  if (now > deadline) {
+    return MakeError(absl::StatusCode::kDeadlineExceeded,
+                     "the call's deadline passed before aird could serve it",
+                     "DEADLINE_PASSED");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Principal> AccessControl::Check(const grpc::ServerContextBase& context,
                                                Permission permission) const {
   if (drain_ != nullptr && drain_->draining()) {
@@ -173,14 +188,10 @@ absl::StatusOr<Principal> AccessControl::Check(const grpc::ServerContextBase& co
   // A caller that has gone (cancelled, or its deadline passed while the call
   // waited for a thread) gets no work done for it: under overload, queued
   // calls would otherwise each build a response nobody reads.
-  if (context.IsCancelled()) {
-    return MakeError(absl::StatusCode::kCancelled, "the caller cancelled the call",
-                     "CALL_CANCELLED");
-  }
-  if (std::chrono::system_clock::now() > context.deadline()) {
-    return MakeError(absl::StatusCode::kDeadlineExceeded,
-                     "the call's deadline passed before aird could serve it",
-                     "DEADLINE_PASSED");
+  if (absl::Status waiting = CheckCallerWaiting(context.IsCancelled(), context.deadline(),
+                                                std::chrono::system_clock::now());
+      !waiting.ok()) {
+    return waiting;
   }
   Principal principal{"anonymous", Role::kAdmin};
   if (authenticator_ != nullptr) {

@@ -16,6 +16,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -87,13 +88,23 @@ class AccessControl {
                          const CallDrain* drain = nullptr)
       : authenticator_(authenticator), drain_(drain) {}
 
-  // UNAVAILABLE while the server shuts down; UNAUTHENTICATED without valid
-  // credentials; PERMISSION_DENIED (reason
+  // UNAVAILABLE while the server shuts down; CANCELLED or DEADLINE_EXCEEDED
+  // when the caller has gone (CheckCallerWaiting); UNAUTHENTICATED without
+  // valid credentials; PERMISSION_DENIED (reason
   // ROLE_REQUIRED, metadata required_role) if the caller's role is too low.
   // Checked before the request is looked at, so the answer never reveals
   // whether the target exists.
   absl::StatusOr<Principal> Check(const grpc::ServerContextBase& context,
                                   Permission permission) const;
+
+  // The part of Check that looks at whether anyone still waits for the
+  // answer, from the facts Check reads off the call (tests pass their own):
+  // CANCELLED (reason CALL_CANCELLED) if the caller cancelled,
+  // DEADLINE_EXCEEDED (reason DEADLINE_PASSED) if `now` is past `deadline`,
+  // OK otherwise. Cancellation is reported first.
+  static absl::Status CheckCallerWaiting(bool cancelled,
+                                         std::chrono::system_clock::time_point deadline,
+                                         std::chrono::system_clock::time_point now);
 
  private:
   const Authenticator* authenticator_;

@@ -5,14 +5,14 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/errors.h"
+#include "domain/file_io.h"
 #include "domain/status_macros.h"
 #include "service/api_services.h"
 #include "service/auth.h"
@@ -33,13 +33,11 @@
 namespace air {
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view what) {
-  std::ifstream in(path);
-  if (!in) {
+  std::optional<std::string> text = ReadWholeFile(path);
+  if (!text) {
     return absl::FailedPreconditionError(absl::StrCat("cannot read the ", what, " ", path));
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  return *std::move(text);
 }
 
 namespace {

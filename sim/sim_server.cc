@@ -1,11 +1,11 @@
 #include "sim/sim_server.h"
 
-#include <fstream>
-#include <iterator>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "domain/file_io.h"
 #include "domain/status_macros.h"
 #include "google/rpc/status.pb.h"
 
@@ -28,12 +28,12 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()), rpc.SerializeAsString());
 }
 
+// A PEM file for the TLS listener; an empty one is refused too.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) return absl::FailedPreconditionError("cannot read " + path);
-  if (text.empty()) return absl::FailedPreconditionError("cannot read " + path + " (or it is empty)");
-  return text;
+  std::optional<std::string> text = ReadWholeFile(path);
+  if (!text) return absl::FailedPreconditionError("cannot read " + path);
+  if (text->empty()) return absl::FailedPreconditionError("cannot read " + path + " (or it is empty)");
+  return *std::move(text);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "spdlog/spdlog.h"
 #include "storage/postgres_connection.h"
 #include "storage/postgres_schema.h"
+#include "storage/record_codec.h"
 
 // Why a stream that has seen event 11 can never miss a 10 that commits later
 // ---------------------------------------------------------------------------
@@ -46,6 +47,9 @@ namespace air {
 using pg::Connection;
 using pg::Params;
 using pg::Result;
+using storage_internal::Micros;
+using storage_internal::NotFound;
+using storage_internal::ParseBody;
 
 bool IsPostgresDatabase(absl::string_view db) { return pg::IsPostgresUri(db); }
 std::string RedactPostgresConninfo(absl::string_view conninfo) {
@@ -56,29 +60,6 @@ namespace {
 
 // NOTIFY channel for "the event log moved on"; the payload is the new head.
 constexpr char kEventChannel[] = "air_events";
-
-int64_t Micros(const google::protobuf::Timestamp& ts) {
-  return absl::ToUnixMicros(ToAbslTime(ts));
-}
-
-template <typename Message>
-absl::StatusOr<Message> ParseBody(absl::string_view body) {
-  Message message;
-  if (!message.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-    return MakeError(absl::StatusCode::kDataLoss,
-                     "storage read failed: a stored record is unreadable",
-                     "STORAGE_CORRUPT");
-  }
-  return message;
-}
-
-absl::Status NotFound(absl::string_view kind, absl::string_view id) {
-  return MakeError(absl::StatusCode::kNotFound,
-                   absl::StrCat(kind, " ", id, " not found"),
-                   absl::StrCat(kind == "action" ? "ACTION" : "INVESTIGATION",
-                                "_NOT_FOUND"),
-                   {{"id", std::string(id)}});
-}
 
 absl::StatusOr<v1::Action> LoadAction(Connection& conn, absl::string_view id,
                                       bool for_update) {

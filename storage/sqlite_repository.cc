@@ -13,6 +13,7 @@
 #include "domain/lifecycle.h"
 #include "domain/status_macros.h"
 #include "spdlog/spdlog.h"
+#include "storage/record_codec.h"
 #include "storage/sqlite_connection.h"
 #include "storage/sqlite_schema.h"
 
@@ -21,31 +22,11 @@ namespace air {
 using sqlite::Connection;
 using sqlite::Statement;
 using sqlite::StorageError;
+using storage_internal::Micros;
+using storage_internal::NotFound;
+using storage_internal::ParseBody;
 
 namespace {
-
-int64_t Micros(const google::protobuf::Timestamp& ts) {
-  return absl::ToUnixMicros(ToAbslTime(ts));
-}
-
-template <typename Message>
-absl::StatusOr<Message> ParseBody(absl::string_view body) {
-  Message message;
-  if (!message.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-    return MakeError(absl::StatusCode::kDataLoss,
-                     "storage read failed: a stored record is unreadable",
-                     "STORAGE_CORRUPT");
-  }
-  return message;
-}
-
-absl::Status NotFound(absl::string_view kind, absl::string_view id) {
-  return MakeError(absl::StatusCode::kNotFound,
-                   absl::StrCat(kind, " ", id, " not found"),
-                   absl::StrCat(kind == "action" ? "ACTION" : "INVESTIGATION",
-                                "_NOT_FOUND"),
-                   {{"id", std::string(id)}});
-}
 
 absl::StatusOr<v1::Action> LoadAction(Connection& conn, absl::string_view id) {
   AIR_ASSIGN_OR_RETURN(Statement stmt,

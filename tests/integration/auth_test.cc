@@ -3,6 +3,7 @@
 // serve a public address insecurely.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/auth.h"
+#include "service/grpc_status.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
 #include "storage/repository.h"
@@ -399,6 +401,55 @@ TEST_F(MutualTlsTest, AClientWithoutACertificateFailsTheHandshake) {
               GrpcStatusIs(grpc::StatusCode::UNAVAILABLE));
   EXPECT_THAT(Approve(grpc::InsecureChannelCredentials()),
               GrpcStatusIs(grpc::StatusCode::UNAVAILABLE));
+}
+
+// The gate refuses a caller that has gone before doing any work for it.
+// A real call whose handler sees a passed deadline cannot be made
+// deterministic, so these pass the facts Check reads off the call
+// (IsCancelled(), deadline(), the system clock's now) with a fixed now.
+class CallerGoneTest : public ::testing::Test {
+ protected:
+  using TimePoint = std::chrono::system_clock::time_point;
+  static constexpr TimePoint kNow = TimePoint(std::chrono::seconds(1'800'000'000));
+
+  // The refusal as the handler sends it: absl code and reason, then the
+  // grpc::Status the client sees.
+  static void ExpectRefused(const absl::Status& status, absl::StatusCode code,
+                            grpc::StatusCode grpc_code, const std::string& reason) {
+    EXPECT_EQ(status.code(), code) << status;
+    EXPECT_EQ(ErrorReason(status), reason);
+    const grpc::Status sent = ToGrpcStatus(status);
+    EXPECT_THAT(sent, GrpcStatusIs(grpc_code));
+    EXPECT_EQ(DetailsOf(sent).reason, reason);
+  }
+};
+
+TEST_F(CallerGoneTest, ACancelledCallIsRefusedWithCallCancelled) {
+  ExpectRefused(AccessControl::CheckCallerWaiting(/*cancelled=*/true,
+                                                  kNow + std::chrono::hours(1), kNow),
+                absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED, "CALL_CANCELLED");
+}
+
+TEST_F(CallerGoneTest, ACallPastItsDeadlineIsRefusedWithDeadlinePassed) {
+  ExpectRefused(AccessControl::CheckCallerWaiting(/*cancelled=*/false,
+                                                  kNow - std::chrono::microseconds(1), kNow),
+                absl::StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED,
+                "DEADLINE_PASSED");
+}
+
+TEST_F(CallerGoneTest, CancellationIsReportedBeforeAPassedDeadline) {
+  ExpectRefused(AccessControl::CheckCallerWaiting(/*cancelled=*/true,
+                                                  kNow - std::chrono::seconds(1), kNow),
+                absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED, "CALL_CANCELLED");
+}
+
+TEST_F(CallerGoneTest, ACallWaitingUpToItsDeadlineIsServed) {
+  EXPECT_TRUE(AccessControl::CheckCallerWaiting(false, kNow, kNow).ok())
+      << "the deadline is passed only once now is after it";
+  EXPECT_TRUE(
+      AccessControl::CheckCallerWaiting(false, kNow + std::chrono::milliseconds(1), kNow).ok());
+  EXPECT_TRUE(AccessControl::CheckCallerWaiting(false, TimePoint::max(), kNow).ok())
+      << "no deadline";
 }
 
 }  // namespace

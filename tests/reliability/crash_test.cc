@@ -28,34 +28,15 @@
 #include "absl/time/clock.h"
 #include "air/v1/action_service.grpc.pb.h"
 #include "air/v1/sync_service.grpc.pb.h"
-#include "sim/sim_server.h"
 #include "sim/upstream_simulator.h"
 #include "tests/reliability/aird_process.h"
+#include "tests/reliability/decision_load.h"
 
 namespace air::reliability {
 namespace {
 
 using v1::Action;
 using v1::ActionService;
-
-int failures = 0;
-#define CHECK_OR_FAIL(cond, ...)                  \
-  do {                                            \
-    if (!(cond)) {                                \
-      ++failures;                                 \
-      if (failures <= 20) std::fprintf(stderr, "FAIL: " __VA_ARGS__); \
-    }                                             \
-  } while (0)
-
-std::shared_ptr<grpc::Channel> Channel(int port) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt("grpc.use_local_subchannel_pool", 1);  // one connection per channel
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
-}
 
 struct Ack {
   std::string action_id;
@@ -78,24 +59,13 @@ struct Shared {
   int64_t calls = 0;
 };
 
-bool Ambiguous(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::UNKNOWN ||
-         code == grpc::StatusCode::INTERNAL;
-}
-
 void Decider(Shared& shared, int index) {
   auto stub = ActionService::NewStub(Channel(shared.port));
   std::mt19937_64 rng(1000 + index);
   int64_t n = 0;
   while (!shared.stop_deciding) {
-    v1::ListActionsRequest list;
-    list.set_filter("state = STATE_PENDING");
-    list.set_page_size(200);
     v1::ListActionsResponse page;
-    grpc::ClientContext lctx;
-    lctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    if (!stub->ListActions(&lctx, list, &page).ok()) {
+    if (!ListPending(*stub, &page).ok()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
@@ -110,23 +80,8 @@ void Decider(Shared& shared, int index) {
       for (int attempt = 0; attempt < 200; ++attempt) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-        grpc::Status status;
         Action result;
-        if (approve) {
-          v1::ApproveActionRequest req;
-          req.set_id(a.id());
-          req.set_request_id(request_id);
-          v1::ApproveActionResponse resp;
-          status = stub->ApproveAction(&ctx, req, &resp);
-          result = resp.action();
-        } else {
-          v1::RejectActionRequest req;
-          req.set_id(a.id());
-          req.set_request_id(request_id);
-          v1::RejectActionResponse resp;
-          status = stub->RejectAction(&ctx, req, &resp);
-          result = resp.action();
-        }
+        const grpc::Status status = Decide(*stub, ctx, a.id(), request_id, approve, &result);
         std::lock_guard<std::mutex> lock(shared.mu);
         ++shared.calls;
         if (status.ok()) {
@@ -228,33 +183,11 @@ int Run(int argc, char** argv) {
   const std::string dir = MakeTempDir();
   const std::string db = dir + "/air.db";
 
-  sim::SimulatorOptions sim_options;
-  sim_options.seed = 42;
-  sim_options.instance = "crash";
-  sim_options.arrival_rate = 0;  // the feeder below starts investigations
-  sim_options.analysis_delay = absl::ZeroDuration();
-  sim_options.execution_delay = absl::Milliseconds(200);
-  sim_options.run_duration = absl::Milliseconds(300);
-  sim_options.failure_rate = 0.2;
-  sim_options.target_pool = 1000000;  // no accidental repeated targets
-  sim::UpstreamSimulator simulator(sim_options, nullptr);
-  auto sim_server = sim::SimServer::Start(simulator, "127.0.0.1:0");
-  if (!sim_server.ok()) {
-    std::fprintf(stderr, "simulator: %s\n", std::string(sim_server.status().message()).c_str());
-    return 2;
-  }
-  const std::vector<std::string> aird_flags = {
-      absl::StrCat("--upstream=127.0.0.1:", (*sim_server)->port()),
-      "--upstream_poll_interval=20ms", "--upstream_page_size=200", "--shutdown_grace=2s"};
-
-  std::atomic<bool> stop_feeding{false};
-  std::thread feeder([&] {
-    while (!stop_feeding) {
-      simulator.CreateInvestigations(2);
-      simulator.Advance();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  });
+  std::unique_ptr<FedUpstream> upstream =
+      FedUpstream::Start(/*seed=*/42, "crash", std::chrono::milliseconds(20));
+  if (upstream == nullptr) return 2;
+  sim::UpstreamSimulator& simulator = upstream->simulator();
+  const std::vector<std::string> aird_flags = upstream->AirdFlags();
 
   AirdProcess process(aird, dir);
   Shared shared;
@@ -288,8 +221,7 @@ int Run(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   shared.stop_deciding = true;
   for (auto& t : threads) t.join();
-  stop_feeding = true;
-  feeder.join();
+  upstream->StopFeeding();
 
   auto stub = ActionService::NewStub(Channel(shared.port));
   auto sync_stub = v1::SyncService::NewStub(Channel(shared.port));
@@ -314,15 +246,11 @@ int Run(int argc, char** argv) {
     ++decisions_checked;
     CHECK_OR_FAIL(acked_actions.insert(ack.action_id).second,
                   "action %s acknowledged as decided twice\n", ack.action_id.c_str());
-    grpc::ClientContext ctx;
-    v1::GetActionRequest req;
-    req.set_id(ack.action_id);
-    v1::GetActionResponse resp;
-    grpc::Status s = stub->GetAction(&ctx, req, &resp);
+    Action a;
+    grpc::Status s = GetAction(*stub, ack.action_id, &a);
     CHECK_OR_FAIL(s.ok(), "acknowledged action %s: GetAction %s\n", ack.action_id.c_str(),
                   s.error_message().c_str());
     if (!s.ok()) continue;
-    const Action& a = resp.action();
     const auto outcome = ack.approve ? v1::Decision::OUTCOME_APPROVED : v1::Decision::OUTCOME_REJECTED;
     CHECK_OR_FAIL(a.decision().outcome() == outcome,
                   "LOST: action %s acknowledged %s (request %s) but stored outcome %d state %d\n",
@@ -336,23 +264,9 @@ int Run(int argc, char** argv) {
     }
     // Replaying the same request_id answers the first response.
     grpc::ClientContext rctx;
-    grpc::Status rs;
     Action replayed;
-    if (ack.approve) {
-      v1::ApproveActionRequest r;
-      r.set_id(ack.action_id);
-      r.set_request_id(ack.request_id);
-      v1::ApproveActionResponse out;
-      rs = stub->ApproveAction(&rctx, r, &out);
-      replayed = out.action();
-    } else {
-      v1::RejectActionRequest r;
-      r.set_id(ack.action_id);
-      r.set_request_id(ack.request_id);
-      v1::RejectActionResponse out;
-      rs = stub->RejectAction(&rctx, r, &out);
-      replayed = out.action();
-    }
+    const grpc::Status rs =
+        Decide(*stub, rctx, ack.action_id, ack.request_id, ack.approve, &replayed);
     CHECK_OR_FAIL(rs.ok() && replayed.decision().outcome() == outcome,
                   "replay of request %s on %s: %s\n", ack.request_id.c_str(),
                   ack.action_id.c_str(), rs.error_message().c_str());
@@ -418,27 +332,19 @@ int Run(int argc, char** argv) {
   }
 
   // --- the upstream received each decision exactly once by request_id
-  int64_t submissions = 0, dup_submissions = 0;
-  for (const auto& [request_id, n] : simulator.AppliedRequests()) {
-    ++submissions;
-    if (n != 1) ++dup_submissions;
-    CHECK_OR_FAIL(n == 1, "DUPLICATE upstream request %s applied %d times\n", request_id.c_str(), n);
-  }
-  std::map<std::string, int> per_action = simulator.DecisionsPerAction();
+  const UpstreamDeliveries upstream_got = CheckUpstreamExactlyOnce(simulator);
+  const int64_t submissions = upstream_got.requests;
+  const int64_t dup_submissions = upstream_got.duplicate_requests + upstream_got.duplicate_actions;
   int64_t not_delivered = 0;
-  for (const auto& [id, n] : per_action) {
-    CHECK_OR_FAIL(n == 1, "DUPLICATE: upstream action %s received %d decisions\n", id.c_str(), n);
-    if (n != 1) ++dup_submissions;
-  }
   for (const std::string& id : acked_actions) {
-    if (per_action.count(id) == 0) {
+    if (upstream_got.per_action.count(id) == 0) {
       ++not_delivered;
       CHECK_OR_FAIL(false, "LOST upstream: acknowledged decision on %s never delivered\n", id.c_str());
     }
   }
   const sim::SimulatorStats stats = simulator.stats();
 
-  (*sim_server)->Shutdown();
+  upstream->server().Shutdown();
   process.Kill(SIGTERM);
   process.Wait();
 

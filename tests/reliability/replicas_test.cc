@@ -32,9 +32,9 @@
 #include "absl/time/clock.h"
 #include "air/v1/action_service.grpc.pb.h"
 #include "air/v1/sync_service.grpc.pb.h"
-#include "sim/sim_server.h"
 #include "sim/upstream_simulator.h"
 #include "tests/reliability/aird_process.h"
+#include "tests/reliability/decision_load.h"
 #include "tests/support/postgres_server.h"
 
 namespace air::reliability {
@@ -44,31 +44,6 @@ using v1::Action;
 using v1::ActionService;
 
 constexpr int kReplicas = 3;
-
-int failures = 0;
-#define CHECK_OR_FAIL(cond, ...)                                      \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      ++failures;                                                     \
-      if (failures <= 20) std::fprintf(stderr, "FAIL: " __VA_ARGS__); \
-    }                                                                 \
-  } while (0)
-
-std::shared_ptr<grpc::Channel> Channel(int port) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt("grpc.use_local_subchannel_pool", 1);
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
-}
-
-bool Ambiguous(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::UNKNOWN ||
-         code == grpc::StatusCode::INTERNAL;
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -103,13 +78,8 @@ void Decider(Shared& shared, int index, int deciders) {
   int64_t n = 0;
   const size_t partitions = static_cast<size_t>(deciders / 2);
   while (!shared.stop_deciding) {
-    v1::ListActionsRequest list;
-    list.set_filter("state = STATE_PENDING");
-    list.set_page_size(200);
     v1::ListActionsResponse page;
-    grpc::ClientContext lctx;
-    lctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    if (!stubs[replica]->ListActions(&lctx, list, &page).ok()) {
+    if (!ListPending(*stubs[replica], &page).ok()) {
       replica = (replica + 1) % kReplicas;
       continue;
     }
@@ -123,20 +93,7 @@ void Decider(Shared& shared, int index, int deciders) {
       for (int attempt = 0; attempt < 100; ++attempt) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-        grpc::Status status;
-        if (approve) {
-          v1::ApproveActionRequest req;
-          req.set_id(a.id());
-          req.set_request_id(request_id);
-          v1::ApproveActionResponse resp;
-          status = stubs[replica]->ApproveAction(&ctx, req, &resp);
-        } else {
-          v1::RejectActionRequest req;
-          req.set_id(a.id());
-          req.set_request_id(request_id);
-          v1::RejectActionResponse resp;
-          status = stubs[replica]->RejectAction(&ctx, req, &resp);
-        }
+        const grpc::Status status = Decide(*stubs[replica], ctx, a.id(), request_id, approve);
         std::lock_guard<std::mutex> lock(shared.mu);
         ++shared.calls;
         if (status.ok()) {
@@ -233,33 +190,11 @@ int Run(int argc, char** argv) {
     return 2;
   }
 
-  sim::SimulatorOptions sim_options;
-  sim_options.seed = 11;
-  sim_options.instance = "replicas";
-  sim_options.arrival_rate = 0;  // the feeder below starts investigations
-  sim_options.analysis_delay = absl::ZeroDuration();
-  sim_options.execution_delay = absl::Milliseconds(200);
-  sim_options.run_duration = absl::Milliseconds(300);
-  sim_options.failure_rate = 0.2;
-  sim_options.target_pool = 1000000;
-  sim::UpstreamSimulator simulator(sim_options, nullptr);
-  auto sim_server = sim::SimServer::Start(simulator, "127.0.0.1:0");
-  if (!sim_server.ok()) {
-    std::fprintf(stderr, "simulator: %s\n", std::string(sim_server.status().message()).c_str());
-    return 2;
-  }
-  const std::vector<std::string> flags = {
-      absl::StrCat("--upstream=127.0.0.1:", (*sim_server)->port()),
-      "--upstream_poll_interval=20ms", "--upstream_page_size=200", "--shutdown_grace=2s"};
-
-  std::atomic<bool> stop_feeding{false};
-  std::thread feeder([&] {
-    while (!stop_feeding) {
-      simulator.CreateInvestigations(2);
-      simulator.Advance();
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-  });
+  std::unique_ptr<FedUpstream> upstream =
+      FedUpstream::Start(/*seed=*/11, "replicas", std::chrono::milliseconds(25));
+  if (upstream == nullptr) return 2;
+  sim::UpstreamSimulator& simulator = upstream->simulator();
+  const std::vector<std::string> flags = upstream->AirdFlags();
 
   std::vector<std::string> dirs;
   std::vector<std::unique_ptr<AirdProcess>> replicas;
@@ -341,8 +276,7 @@ int Run(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   shared.stop_deciding = true;
   for (auto& t : threads) t.join();
-  stop_feeding = true;
-  feeder.join();
+  upstream->StopFeeding();
   const int64_t upstream_actions = simulator.stats().actions;
 
   const int survivor = new_leader >= 0 ? new_leader : (leader + 1) % kReplicas;
@@ -374,32 +308,22 @@ int Run(int argc, char** argv) {
   for (const Ack& ack : shared.acks) {
     CHECK_OR_FAIL(acked.insert(ack.action_id).second, "action %s acknowledged as decided twice\n",
                   ack.action_id.c_str());
-    grpc::ClientContext ctx;
-    v1::GetActionRequest req;
-    req.set_id(ack.action_id);
-    v1::GetActionResponse resp;
-    grpc::Status s = stub->GetAction(&ctx, req, &resp);
+    Action stored;
+    grpc::Status s = GetAction(*stub, ack.action_id, &stored);
     CHECK_OR_FAIL(s.ok(), "GetAction %s: %s\n", ack.action_id.c_str(), s.error_message().c_str());
     const auto outcome =
         ack.approve ? v1::Decision::OUTCOME_APPROVED : v1::Decision::OUTCOME_REJECTED;
-    CHECK_OR_FAIL(s.ok() && resp.action().decision().outcome() == outcome,
+    CHECK_OR_FAIL(s.ok() && stored.decision().outcome() == outcome,
                   "LOST: action %s acknowledged %s (request %s) but stored outcome %d\n",
                   ack.action_id.c_str(), ack.approve ? "approved" : "rejected",
-                  ack.request_id.c_str(), resp.action().decision().outcome());
+                  ack.request_id.c_str(), stored.decision().outcome());
   }
 
   // --- the upstream received each decision exactly once
-  for (const auto& [request_id, n] : simulator.AppliedRequests()) {
-    CHECK_OR_FAIL(n == 1, "DUPLICATE upstream request %s applied %d times\n", request_id.c_str(),
-                  n);
-  }
-  std::map<std::string, int> per_action = simulator.DecisionsPerAction();
-  for (const auto& [id, n] : per_action) {
-    CHECK_OR_FAIL(n == 1, "DUPLICATE: upstream action %s received %d decisions\n", id.c_str(), n);
-  }
+  const UpstreamDeliveries upstream_got = CheckUpstreamExactlyOnce(simulator);
   int64_t undelivered = 0;
   for (const std::string& id : acked) {
-    if (per_action.count(id) == 0) ++undelivered;
+    if (upstream_got.per_action.count(id) == 0) ++undelivered;
   }
   CHECK_OR_FAIL(undelivered == 0, "LOST upstream: %lld acknowledged decisions never delivered\n",
                 (long long)undelivered);
@@ -449,7 +373,7 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "FAIL: no decision was acknowledged\n");
     ++failures;
   }
-  (*sim_server)->Shutdown();
+  upstream->server().Shutdown();
   for (auto& r : replicas) {
     r->Kill(SIGTERM);
     r->Wait();
