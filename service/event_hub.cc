@@ -3,6 +3,9 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <algorithm>
+
+#include "absl/hash/hash.h"
 #include "absl/time/clock.h"
 #include "air/v1/action_service.pb.h"
 #include "domain/errors.h"
@@ -32,14 +35,20 @@ const grpc::Slice& PublishedEvent::WireResponse() const {
   return *wire_;
 }
 
-EventHub::EventHub(int64_t head, size_t ring_capacity, absl::Duration tick)
-    : ring_capacity_(ring_capacity), tick_(tick), head_(head) {
-  notifier_ = std::thread([this] { NotifierLoop(); });
+EventHub::EventHub(int64_t head, size_t ring_capacity, absl::Duration tick,
+                   int notifier_threads)
+    : ring_capacity_(ring_capacity),
+      tick_(tick),
+      notifier_count_(static_cast<size_t>(std::max(notifier_threads, 1))),
+      head_(head) {
+  for (size_t i = 0; i < notifier_count_; ++i) {
+    notifiers_.emplace_back([this, i] { NotifierLoop(i); });
+  }
 }
 
 EventHub::~EventHub() {
   Shutdown();
-  if (notifier_.joinable()) notifier_.join();
+  for (std::thread& notifier : notifiers_) notifier.join();
 }
 
 void EventHub::Publish(const std::vector<v1::Event>& events) {
@@ -50,7 +59,7 @@ void EventHub::Publish(const std::vector<v1::Event>& events) {
     head_ = event.sequence();
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
-  wake_pending_ = true;
+  ++wake_generation_;
 }
 
 void EventHub::Publish(std::vector<v1::Event>&& events) {
@@ -61,7 +70,7 @@ void EventHub::Publish(std::vector<v1::Event>&& events) {
     ring_.push_back(std::make_shared<const PublishedEvent>(std::move(event)));
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
-  wake_pending_ = true;
+  ++wake_generation_;
 }
 
 int64_t EventHub::head() const {
@@ -139,26 +148,37 @@ void EventHub::Resume() {
   suspended_ = absl::OkStatus();
 }
 
-void EventHub::NotifierLoop() {
+void EventHub::NotifierLoop(size_t shard) {
+  // A subscriber belongs to one shard for its whole life (by its address),
+  // so every publish wakes it exactly once, whoever handles the others.
+  auto mine = [&](const Subscriber* subscriber) {
+    return absl::HashOf(subscriber) % notifier_count_ == shard;
+  };
   std::vector<std::shared_ptr<Subscriber>> targets;
   absl::Time last_tick = absl::Now();
+  uint64_t seen_generation = 0;
   while (true) {
     bool wake;
     {
       absl::MutexLock lock(&mu_);
+      struct Args {
+        EventHub* hub;
+        uint64_t seen;
+      } args{this, seen_generation};
       mu_.AwaitWithTimeout(
           absl::Condition(
-              +[](EventHub* hub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(hub->mu_) {
-                return hub->wake_pending_ || hub->shutdown_;
+              +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                return a->hub->wake_generation_ != a->seen || a->hub->shutdown_;
               },
-              this),
+              &args),
           tick_);
       if (shutdown_) return;
-      wake = wake_pending_;
-      wake_pending_ = false;
+      wake = wake_generation_ != seen_generation;
+      seen_generation = wake_generation_;
       targets.clear();
-      targets.reserve(subscribers_.size());
-      for (auto& [key, subscriber] : subscribers_) targets.push_back(subscriber);
+      for (auto& [key, subscriber] : subscribers_) {
+        if (mine(key)) targets.push_back(subscriber);
+      }
     }
     if (wake) {
       for (auto& subscriber : targets) subscriber->Wake();

@@ -75,8 +75,11 @@ class EventHub {
 
   // `head`: the last committed sequence at start. `ring_capacity`: how many
   // recent events are kept in memory.
+  // `notifier_threads`: threads that wake subscribers after a publish, each
+  // for a fixed share of them (waking a stream writes to its socket, so
+  // one thread serializes a fan-out to many connections).
   EventHub(int64_t head, size_t ring_capacity = 16384,
-           absl::Duration tick = absl::Milliseconds(50));
+           absl::Duration tick = absl::Milliseconds(50), int notifier_threads = 2);
   ~EventHub();
 
   // Appends committed events (consecutive sequences) and wakes subscribers.
@@ -107,20 +110,22 @@ class EventHub {
   void Resume();
 
  private:
-  void NotifierLoop();
+  void NotifierLoop(size_t shard);
 
   const size_t ring_capacity_;
   const absl::Duration tick_;
+  const size_t notifier_count_;
 
   mutable absl::Mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_);
   std::deque<std::shared_ptr<const PublishedEvent>> ring_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const Subscriber*, std::shared_ptr<Subscriber>> subscribers_
       ABSL_GUARDED_BY(mu_);
-  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped by every publish; each notifier wakes its share once per change.
+  uint64_t wake_generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status suspended_ ABSL_GUARDED_BY(mu_);  // OK unless suspended
-  std::thread notifier_;
+  std::vector<std::thread> notifiers_;
 };
 
 }  // namespace air
