@@ -158,6 +158,31 @@ TEST_P(RepositoryTest, UnknownIdsAreNotFound) {
   EXPECT_EQ(ErrorMetadata(decided.status(), "action_id"), "nope");
 }
 
+// A create of an id whose stored record is unreadable must neither treat it
+// as absent nor overwrite it. SQLite answers "exists" from the primary key
+// (ALREADY_EXISTS); PostgreSQL uses the default HasAction, which reads the
+// record and reports its corruption (DATA_LOSS).
+TEST_P(RepositoryTest, ACreateNeverOverwritesAnUnreadableRecord) {
+  Seed("inv", 1);
+  repo_.reset();
+  ASSERT_TRUE(ExecRaw(GetParam() == Backend::kSqlite
+                          ? "UPDATE actions SET body = x'ff' WHERE id = 'inv-a0'"
+                          : "UPDATE actions SET body = '\\xff'::bytea WHERE id = 'inv-a0'"));
+  Reopen();
+  absl::Status created = repo_->Write([](WriteTransaction& tx) {
+    Action action;
+    action.set_id("inv-a0");
+    action.set_investigation_id("inv");
+    action.set_type(v1::ACTION_TYPE_BLOCK_URL);
+    return ProposeActionTx(tx, action, kDefaultActionTtl).status();
+  });
+  EXPECT_THAT(created, StatusIs(GetParam() == Backend::kSqlite
+                                    ? absl::StatusCode::kAlreadyExists
+                                    : absl::StatusCode::kDataLoss));
+  // Still the unreadable row, not a new action.
+  EXPECT_THAT(repo_->GetAction("inv-a0"), StatusIs(absl::StatusCode::kDataLoss));
+}
+
 TEST_P(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
   Seed("inv-1", 1);
   constexpr int kDeciders = 16;
