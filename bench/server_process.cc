@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "air/v1/action.pb.h"
 #include "air/v1/investigation.pb.h"
@@ -424,6 +425,56 @@ absl::StatusOr<std::string> SyncIngest(AirServer& server, int64_t actions, int p
                       " ", pages);
 }
 
+// Decides `count` pending actions named <prefix>-0.. in-process: DecideActionsTx
+// through Repository::WriteAsync with `inflight` writes kept queued, the
+// same write an ApproveAction call makes, without gRPC. Separates the cost
+// of the decision itself (domain + storage + group commit) from the RPC.
+absl::StatusOr<std::string> Decide(AirServer& server, const std::string& prefix,
+                                   int64_t count, int64_t inflight) {
+  struct Progress {
+    int64_t count = 0, started = 0, finished = 0, failed = 0;
+    absl::Status first_error;
+    bool Done() const { return finished >= count; }
+  };
+  absl::Mutex mu;
+  Progress progress;
+  progress.count = count;
+  const int64_t begin = WallNanos();
+  std::function<void()> start_one;
+  start_one = [&] {
+    int64_t k;
+    {
+      absl::MutexLock lock(&mu);
+      if (progress.started >= count) return;
+      k = progress.started++;
+    }
+    DecideActionsInput input;
+    input.ids = {absl::StrCat(prefix, "-", k)};
+    input.command.outcome = v1::Decision::OUTCOME_APPROVED;
+    input.command.source = v1::Decision::SOURCE_API;
+    input.command.decider = "air-bench";
+    input.command.comment = "air-bench: confirmed phish";
+    server.repository().WriteAsync(
+        [input = std::move(input)](WriteTransaction& tx) {
+          return DecideActionsTx(tx, input).status();
+        },
+        [&](absl::Status status) {
+          {
+            absl::MutexLock lock(&mu);
+            if (!status.ok() && progress.failed++ == 0) progress.first_error = status;
+          }
+          start_one();
+          absl::MutexLock lock(&mu);  // counted last: Decide may return now
+          ++progress.finished;
+        });
+  };
+  for (int64_t i = 0; i < inflight; ++i) start_one();
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&progress, &Progress::Done));
+  if (progress.failed > 0) return progress.first_error;
+  return absl::StrCat(static_cast<double>(WallNanos() - begin) / 1e9);
+}
+
 absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::string>& w) {
   auto arg = [&](size_t i) -> int64_t {
     int64_t v = 0;
@@ -438,6 +489,9 @@ absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::st
   }
   if (w[0] == "stamp" && w.size() == 5 && arg(2) >= 0 && arg(3) > 0 && arg(4) >= 0) {
     return Stamp(*server, w[1], arg(2), arg(3), arg(4));
+  }
+  if (w[0] == "decide" && w.size() == 4 && arg(2) > 0 && arg(3) > 0) {
+    return Decide(*server, w[1], arg(2), arg(3));
   }
   if (w[0] == "sync" && w.size() == 4 && arg(1) > 0 && arg(2) > 0 && arg(3) >= 0) {
     return SyncIngest(*server, arg(1), static_cast<int>(arg(2)), arg(3));

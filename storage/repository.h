@@ -9,6 +9,12 @@
 //    is durable is `done` called with OK), or none does. A function that
 //    returns an error has its changes rolled back; other functions batched
 //    into the same commit are unaffected (group commit).
+//  * A write function may run more than once before it commits (when another
+//    function in its batch fails, the SQLite backend rolls the batch back and
+//    runs the others again). So it must act only through the transaction,
+//    and set rather than append to anything it reports to its caller. The
+//    last run is the one that commits; a function that returned an error is
+//    not run again.
 //  * Events appended in a transaction get gap-free, increasing sequences in
 //    commit order, and become visible to readers atomically with the change
 //    they describe.

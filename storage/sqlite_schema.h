@@ -131,6 +131,56 @@ CREATE TABLE target_approvals (
   approve_us INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+    {3, R"sql(
+-- Plain integer keys instead of AUTOINCREMENT: neither table ever deletes a
+-- row (the audit's trigger forbids it), so a key is never reused anyway,
+-- and AUTOINCREMENT read and rewrote sqlite_sequence on every insert (a
+-- page written per decision).
+CREATE TABLE decision_audit_v3 (
+  id               INTEGER PRIMARY KEY,
+  action_id        TEXT NOT NULL,
+  investigation_id TEXT NOT NULL,
+  from_state       INTEGER NOT NULL,
+  to_state         INTEGER NOT NULL,
+  outcome          INTEGER NOT NULL,
+  source           INTEGER NOT NULL,
+  decider          TEXT NOT NULL,
+  comment          TEXT NOT NULL,
+  policy_rule      TEXT NOT NULL,
+  request_id       TEXT NOT NULL,
+  decide_us        INTEGER NOT NULL
+);
+INSERT INTO decision_audit_v3 SELECT * FROM decision_audit;
+DROP TABLE decision_audit;
+ALTER TABLE decision_audit_v3 RENAME TO decision_audit;
+CREATE INDEX decision_audit_by_action ON decision_audit (action_id, id);
+CREATE TRIGGER decision_audit_no_update BEFORE UPDATE ON decision_audit
+BEGIN SELECT RAISE(ABORT, 'decision_audit is append-only'); END;
+CREATE TRIGGER decision_audit_no_delete BEFORE DELETE ON decision_audit
+BEGIN SELECT RAISE(ABORT, 'decision_audit is append-only'); END;
+
+CREATE TABLE decision_outbox_v3 (
+  position         INTEGER PRIMARY KEY,
+  request_id       TEXT NOT NULL UNIQUE,
+  action_id        TEXT NOT NULL,
+  outcome          INTEGER NOT NULL,
+  source           INTEGER NOT NULL,
+  decider          TEXT NOT NULL,
+  comment          TEXT NOT NULL,
+  decide_us        INTEGER NOT NULL,
+  duplicate_of     TEXT NOT NULL,
+  upstream_version INTEGER NOT NULL,
+  enqueue_us       INTEGER NOT NULL,
+  delivered_us     INTEGER,
+  result           TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO decision_outbox_v3 SELECT * FROM decision_outbox;
+DROP TABLE decision_outbox;
+ALTER TABLE decision_outbox_v3 RENAME TO decision_outbox;
+CREATE INDEX decision_outbox_undelivered ON decision_outbox (position)
+  WHERE delivered_us IS NULL;
+DELETE FROM sqlite_sequence;
+)sql"},
 };
 
 }  // namespace air::sqlite

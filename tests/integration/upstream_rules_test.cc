@@ -309,6 +309,77 @@ TEST(SchemaMigrationTest, AVersionOneDatabaseGainsTheSyncTables) {
   EXPECT_EQ(*(*repo)->GetSyncCursor("upstream"), "");
 }
 
+// Migration 3 rebuilds the audit and the decision outbox without
+// AUTOINCREMENT: what they held survives, keys keep growing from the last
+// one, and the audit stays append-only.
+TEST(SchemaMigrationTest, AVersionTwoDatabaseKeepsItsAuditAndOutbox) {
+  TempDir dir;
+  const std::string path = dir.File("v2.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_EQ(sqlite3_exec(db, sqlite::kMigrations[i].sql, nullptr, nullptr, nullptr),
+                SQLITE_OK);
+    }
+    const char* rows = R"sql(
+      INSERT INTO decision_audit (id, action_id, investigation_id, from_state, to_state,
+        outcome, source, decider, comment, policy_rule, request_id, decide_us)
+        VALUES (41, 'a-1', 'inv-1', 1, 2, 1, 1, 'alice', 'ok', '', 'r-1', 1000);
+      INSERT INTO decision_outbox (position, request_id, action_id, outcome, source, decider,
+        comment, decide_us, duplicate_of, upstream_version, enqueue_us)
+        VALUES (7, 'air-decision-a-1', 'a-1', 1, 1, 'alice', 'ok', 1000, '', 3, 1000);
+      PRAGMA user_version = 2;)sql";
+    ASSERT_EQ(sqlite3_exec(db, rows, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    SqliteOptions options;
+    options.path = path;
+    auto repo = SqliteRepository::Open(options);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    auto audit = (*repo)->ListAudit("a-1");
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    ASSERT_EQ(audit->size(), 1u);
+    EXPECT_EQ((*audit)[0].decision.decider(), "alice");
+    auto outbox = (*repo)->ReadDecisionOutbox(10);
+    ASSERT_TRUE(outbox.ok()) << outbox.status();
+    ASSERT_EQ(outbox->size(), 1u);
+    EXPECT_EQ((*outbox)[0].position, 7);
+    EXPECT_EQ((*outbox)[0].upstream_version, 3);
+    ASSERT_TRUE((*repo)->Write([](WriteTransaction& tx) -> absl::Status {
+      AuditRecord record{"a-2", "inv-1", Action::STATE_PENDING, Action::STATE_REJECTED,
+                         v1::Decision(), ""};
+      AIR_RETURN_IF_ERROR(tx.AppendAudit(record));
+      OutboxDecision decision;
+      decision.request_id = "air-decision-a-2";
+      decision.action_id = "a-2";
+      AIR_ASSIGN_OR_RETURN(int64_t position, tx.EnqueueDecision(decision));
+      if (position != 8) return absl::InternalError(absl::StrCat("position ", position));
+      return absl::OkStatus();
+    }).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  auto query_int = [&](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    const int64_t value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return value;
+  };
+  EXPECT_EQ(query_int("PRAGMA user_version"), SqliteRepository::SchemaVersion());
+  EXPECT_EQ(query_int("SELECT MAX(id) FROM decision_audit"), 42);
+  EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_sequence"), 0);
+  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM decision_audit", nullptr, nullptr, nullptr),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(sqlite3_exec(db, "UPDATE decision_audit SET comment = 'x'", nullptr, nullptr,
+                         nullptr),
+            SQLITE_CONSTRAINT);
+  sqlite3_close(db);
+}
+
 // ---- Decisions on upstream actions enter the outbox -------------------------
 
 TEST_F(SyncStorageTest, OnlyDecisionsOnUpstreamActionsAreQueuedOnce) {

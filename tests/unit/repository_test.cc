@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -345,6 +346,82 @@ TEST_P(RepositoryTest, AFailedWritesInvestigationChangeRollsBackInItsBatch) {
   auto a1 = repo_->GetAction("inv-1-a1");
   AIR_ASSERT_OK(a1);
   EXPECT_EQ(a1->state(), Action::STATE_PENDING);
+}
+
+// A batch first runs its functions without savepoints; when one fails, the
+// others run again, each isolated. Every function's effects must commit
+// exactly once, a failure in the second pass must stay its own, and no
+// function may run more than twice.
+TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
+  absl::Notification gate;
+  absl::Mutex mu;
+  int pending = 6;
+  absl::Status results[6];
+  int runs[6] = {0, 0, 0, 0, 0, 0};
+  auto done = [&](int i) {
+    return [&, i](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      results[i] = s;
+      --pending;
+    };
+  };
+  auto append = [](WriteTransaction& tx, const std::string& id) {
+    v1::Event event;
+    event.set_type(v1::Event::TYPE_INVESTIGATION_CREATED);
+    event.mutable_investigation()->set_id(id);
+    return tx.AppendEvent(std::move(event)).status();
+  };
+  // Holds the writer so that the next five queue up and share one batch.
+  repo_->WriteAsync(
+      [&](WriteTransaction& tx) -> absl::Status {
+        ++runs[0];
+        gate.WaitForNotification();
+        return append(tx, "w0");
+      },
+      done(0));
+  for (int i = 1; i < 6; ++i) {
+    repo_->WriteAsync(
+        [&, i](WriteTransaction& tx) -> absl::Status {
+          ++runs[i];
+          AIR_RETURN_IF_ERROR(append(tx, absl::StrCat("w", i)));
+          if (i == 2) return absl::InternalError("first failure, after its event");
+          // Succeeds the first time it runs, fails if it runs again: a
+          // failure met only in the isolated pass must undo only itself.
+          if (i == 4 && runs[i] > 1) return absl::AbortedError("failed on a re-run");
+          return absl::OkStatus();
+        },
+        done(i));
+  }
+  gate.Notify();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending));
+  }
+  EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kInternal));
+  std::set<std::string> committed;
+  auto events = repo_->ReadEvents(0, 1000);
+  AIR_ASSERT_OK(events);
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));  // no gap
+    EXPECT_TRUE(committed.insert((*events)[i].investigation().id()).second)
+        << "committed twice: " << (*events)[i].investigation().id();
+  }
+  EXPECT_EQ(committed.count("w2"), 0u);
+  for (int i : {0, 1, 3, 5}) {
+    EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+    EXPECT_EQ(committed.count(absl::StrCat("w", i)), 1u) << i;
+  }
+  // w4 committed if it ran once (a backend that isolates from the start),
+  // and is refused with nothing committed if it ran again.
+  if (runs[4] == 1) {
+    EXPECT_TRUE(results[4].ok()) << results[4];
+    EXPECT_EQ(committed.count("w4"), 1u);
+  } else {
+    EXPECT_THAT(results[4], StatusIs(absl::StatusCode::kAborted));
+    EXPECT_EQ(committed.count("w4"), 0u);
+  }
+  for (int i = 0; i < 6; ++i) EXPECT_LE(runs[i], 2) << i;
+  EXPECT_EQ(runs[2], 1);  // a function that failed does not run again
 }
 
 TEST_P(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
