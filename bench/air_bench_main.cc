@@ -389,6 +389,43 @@ class Bench {
       row.note = note;
       rows_.push_back(std::move(row));
     }
+    // The same decisions without gRPC: DecideActionsTx through WriteAsync
+    // inside the server child, 64 writes queued. What the domain, storage
+    // and group commit can do when the writer has a core to itself; the
+    // gap to the approve c=64 row is the RPC path and its CPU.
+    {
+      const int64_t count = config_.quick ? 2000 : 30000;
+      std::vector<double> rates;
+      for (int rep = 0; rep < config_.repetitions; ++rep) {
+        const std::string prefix = absl::StrCat("inproc", rep);
+        absl::StatusOr<std::string> seeded =
+            server->Command(absl::StrCat("propose ", prefix, " ", count, " 1000"));
+        absl::StatusOr<std::string> reply =
+            seeded.ok() ? server->Command(absl::StrCat("decide ", prefix, " ", count, " 64"))
+                        : seeded;
+        double seconds = 0;
+        if (!reply.ok() || !absl::SimpleAtod(*reply, &seconds) || seconds <= 0) {
+          Error(absl::StrCat("in-process decisions: ",
+                             reply.ok() ? *reply : reply.status().ToString()));
+          return;
+        }
+        rates.push_back(static_cast<double>(count) / seconds);
+      }
+      ResultRow row;
+      row.scenario = "decisions";
+      row.name = absl::StrCat("in-process, 64 queued, no gRPC (", mode, ")");
+      row.rate = Median(rates);
+      row.rate_unit = "decisions/s";
+      if (ceiling_rate_.count(64)) {
+        row.ratio = *row.rate / ceiling_rate_[64];
+        row.ratio_basis = "no-op c=64 rate";
+      }
+      row.samples = count * config_.repetitions;
+      row.repetitions = config_.repetitions;
+      row.rep_rates = rates;
+      row.note = "DecideActionsTx via Repository::WriteAsync in the server child";
+      rows_.push_back(std::move(row));
+    }
     ResultRow memory;
     memory.scenario = "memory";
     memory.name = absl::StrCat("decisions server (", mode, "), whole scenario");
