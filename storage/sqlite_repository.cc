@@ -8,7 +8,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/errors.h"
@@ -253,9 +252,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
       : conn_(conn), next_sequence_(next_sequence), now_(now) {}
 
   absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
-    absl::StatusOr<v1::Action> action = LoadAction(conn_, id);
-    if (action.ok()) loaded_actions_.insert(std::string(id));
-    return action;
+    return LoadAction(conn_, id);
   }
   absl::StatusOr<bool> HasAction(absl::string_view id) override {
     return RowExists("SELECT 1 FROM actions WHERE id = ?", id);
@@ -323,17 +320,8 @@ class SqliteWriteTransaction final : public WriteTransaction {
     static const std::string kFullUpdate =
         "UPDATE actions SET investigation_id = ?2, type = ?3, state = ?4, "
         "create_us = ?5, expire_us = ?6, body = ?7 WHERE id = ?1";
-    // An action this batch has read exists (unless a rolled-back function
-    // created it, when the update changes nothing and the upsert follows):
-    // a plain update skips the insert attempt (a new rowid, the unique
-    // check) that the upsert makes before it finds the conflict.
-    static const std::string kUpdate =
-        "UPDATE actions SET state = ?4, expire_us = ?6, body = ?7 WHERE id = ?1 "
-        "AND investigation_id = ?2 AND type = ?3 AND create_us = ?5";
     const std::string body = action.SerializeAsString();
-    std::vector<const std::string*> attempts = {&kUpsert, &kFullUpdate};
-    if (loaded_actions_.contains(action.id())) attempts.insert(attempts.begin(), &kUpdate);
-    for (const std::string* sql : attempts) {
+    for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
       AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
       stmt.Bind(1, action.id())
           .Bind(2, action.investigation_id())
@@ -588,9 +576,6 @@ class SqliteWriteTransaction final : public WriteTransaction {
         .Bind(3, absl::ToUnixMicros(approval.approve_time));
     return stmt.Run();
   }
-
-  // Ids of actions GetAction found in this batch (see PutAction).
-  absl::flat_hash_set<std::string> loaded_actions_;
 
   // Savepoint bookkeeping: what to undo if the current function fails.
   struct Mark {
