@@ -28,6 +28,10 @@ uint64_t Seed() { return std::random_device{}(); }
 struct PagePlan {
   std::vector<int> apply;
   int superseded = 0;
+  // Whose upstream versions the write will ask for: the records applied,
+  // and the investigation of each action.
+  std::vector<std::string> action_ids;
+  std::vector<std::string> investigation_ids;
 };
 
 PagePlan PlanPage(const upstream::v1::ListChangesResponse& page) {
@@ -60,6 +64,15 @@ PagePlan PlanPage(const upstream::v1::ListChangesResponse& page) {
       if (id.empty()) continue;
       auto it = newest.find(absl::StrCat(actions ? "a:" : "i:", id));
       if (it != newest.end() && it->second == i) plan.apply.push_back(i);
+    }
+  }
+  for (int i : plan.apply) {
+    const upstream::v1::Change& c = page.changes(i);
+    if (c.has_action()) {
+      plan.action_ids.push_back(c.action().id());
+      plan.investigation_ids.push_back(c.action().investigation_id());
+    } else {
+      plan.investigation_ids.push_back(c.investigation().id());
     }
   }
   plan.apply.insert(plan.apply.end(), anonymous.begin(), anonymous.end());
@@ -159,6 +172,9 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     // A page updates each investigation once per action and per version of
     // it; buffering them makes that one read and one write per page.
     WriteBehindTransaction buffered(tx);
+    AIR_RETURN_IF_ERROR(buffered.PrefetchUpstreamVersions(UpstreamKind::kAction, plan.action_ids));
+    AIR_RETURN_IF_ERROR(
+        buffered.PrefetchUpstreamVersions(UpstreamKind::kInvestigation, plan.investigation_ids));
     for (int i : plan.apply) {
       const upstream::v1::Change& change = page->changes(i);
       SyncRecordResult applied;

@@ -1,6 +1,7 @@
 #include "storage/repository.h"
 
 #include "absl/synchronization/notification.h"
+#include "domain/status_macros.h"
 
 namespace air {
 namespace {
@@ -19,6 +20,24 @@ absl::StatusOr<bool> WriteTransaction::HasAction(absl::string_view id) {
 
 absl::StatusOr<bool> WriteTransaction::HasInvestigation(absl::string_view id) {
   return FoundOrNot(GetInvestigation(id).status());
+}
+
+absl::Status WriteTransaction::GetUpstreamVersions(UpstreamKind kind,
+                                                   const std::vector<std::string>& ids,
+                                                   std::map<std::string, int64_t>& versions) {
+  for (const std::string& id : ids) {
+    AIR_ASSIGN_OR_RETURN(std::optional<int64_t> version, GetUpstreamVersion(kind, id));
+    if (version.has_value()) versions[id] = *version;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteTransaction::SetUpstreamVersions(
+    UpstreamKind kind, const std::vector<std::pair<std::string, int64_t>>& versions) {
+  for (const auto& [id, version] : versions) {
+    AIR_RETURN_IF_ERROR(SetUpstreamVersion(kind, id, version));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Repository::Write(WriteFn fn) {

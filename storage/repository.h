@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -191,6 +192,15 @@ class WriteTransaction {
   // Records the upstream version applied to a record (insert or replace).
   virtual absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,
                                           int64_t version) = 0;
+  // Bulk forms of the two above, for a page of upstream records: a backend
+  // can serve a page in a few statements instead of one per record. Adds
+  // the version of each id in `ids` that has one to `versions` (ids without
+  // one are left out). The defaults call the single-record methods.
+  virtual absl::Status GetUpstreamVersions(UpstreamKind kind,
+                                           const std::vector<std::string>& ids,
+                                           std::map<std::string, int64_t>& versions);
+  virtual absl::Status SetUpstreamVersions(
+      UpstreamKind kind, const std::vector<std::pair<std::string, int64_t>>& versions);
   // The named sync cursor, or "" if it was never set. Setting it in the same
   // write as the records it covers makes a resumed sync start exactly after
   // the last committed page.

@@ -66,6 +66,12 @@ Statement& Statement::Bind(int index, absl::string_view text) {
   return *this;
 }
 
+Statement& Statement::BindNull(int index) {
+  const int rc = sqlite3_bind_null(stmt_, index);
+  if (rc != SQLITE_OK) bind_error_ = rc;
+  return *this;
+}
+
 Statement& Statement::BindBlob(int index, absl::string_view bytes) {
   const int rc = sqlite3_bind_blob(stmt_, index, bytes.data(),
                                    static_cast<int>(bytes.size()), SQLITE_TRANSIENT);

@@ -40,6 +40,7 @@ class Statement {
   Statement& Bind(int index, int64_t value);
   Statement& Bind(int index, absl::string_view text);
   Statement& BindBlob(int index, absl::string_view bytes);
+  Statement& BindNull(int index);
 
   // Advances: true when a row is available, false when done.
   absl::StatusOr<bool> Step();

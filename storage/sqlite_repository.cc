@@ -491,6 +491,59 @@ class SqliteWriteTransaction final : public WriteTransaction {
     return stmt.Run();
   }
 
+  // A page of versions in statements of a fixed shape (prepared once): ids
+  // in chunks of kVersionChunk, the last chunk padded with NULL, which no
+  // id equals.
+  absl::Status GetUpstreamVersions(UpstreamKind kind, const std::vector<std::string>& ids,
+                                   std::map<std::string, int64_t>& versions) override {
+    static const std::string kSelect = [] {
+      std::string sql = "SELECT id, version FROM upstream_versions WHERE kind = ?1 AND id IN (";
+      for (int i = 0; i < kVersionChunk; ++i) absl::StrAppend(&sql, i ? ", ?" : "?", i + 2);
+      return sql + ")";
+    }();
+    for (size_t start = 0; start < ids.size(); start += kVersionChunk) {
+      AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(kSelect));
+      stmt.Bind(1, static_cast<int64_t>(kind));
+      for (int i = 0; i < kVersionChunk; ++i) {
+        if (start + i < ids.size()) {
+          stmt.Bind(i + 2, ids[start + i]);
+        } else {
+          stmt.BindNull(i + 2);
+        }
+      }
+      while (true) {
+        AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
+        if (!row) break;
+        versions[std::string(stmt.ColumnText(0))] = stmt.ColumnInt(1);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // The same for writes: rows in chunks of kVersionChunk, the last chunk
+  // padded with copies of its last row (writing it again changes nothing).
+  absl::Status SetUpstreamVersions(
+      UpstreamKind kind,
+      const std::vector<std::pair<std::string, int64_t>>& versions) override {
+    static const std::string kInsert = [] {
+      std::string sql = "INSERT OR REPLACE INTO upstream_versions (kind, id, version) VALUES ";
+      for (int i = 0; i < kVersionChunk; ++i) {
+        absl::StrAppend(&sql, i ? ", " : "", "(?1, ?", 2 * i + 2, ", ?", 2 * i + 3, ")");
+      }
+      return sql;
+    }();
+    for (size_t start = 0; start < versions.size(); start += kVersionChunk) {
+      AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(kInsert));
+      stmt.Bind(1, static_cast<int64_t>(kind));
+      for (int i = 0; i < kVersionChunk; ++i) {
+        const auto& [id, version] = versions[std::min(start + i, versions.size() - 1)];
+        stmt.Bind(2 * i + 2, id).Bind(2 * i + 3, version);
+      }
+      AIR_RETURN_IF_ERROR(stmt.Run());
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) override {
     return LoadSyncCursor(conn_, name);
   }
@@ -576,6 +629,8 @@ class SqliteWriteTransaction final : public WriteTransaction {
         .Bind(3, absl::ToUnixMicros(approval.approve_time));
     return stmt.Run();
   }
+
+  static constexpr int kVersionChunk = 128;
 
   // Savepoint bookkeeping: what to undo if the current function fails.
   struct Mark {

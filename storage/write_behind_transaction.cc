@@ -1,5 +1,8 @@
 #include "storage/write_behind_transaction.h"
 
+#include <algorithm>
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "domain/status_macros.h"
 
@@ -40,18 +43,43 @@ absl::Status WriteBehindTransaction::SetUpstreamVersion(UpstreamKind kind,
   return absl::OkStatus();
 }
 
+absl::Status WriteBehindTransaction::PrefetchUpstreamVersions(UpstreamKind kind,
+                                                              std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());  // neighbouring keys: neighbouring pages
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](const std::string& id) {
+                             return versions_.contains(VersionKey(kind, id));
+                           }),
+            ids.end());
+  std::map<std::string, int64_t> found;
+  AIR_RETURN_IF_ERROR(inner_.GetUpstreamVersions(kind, ids, found));
+  for (const std::string& id : ids) {
+    auto it = found.find(id);
+    std::optional<int64_t> version;
+    if (it != found.end()) version = it->second;
+    versions_.emplace(VersionKey(kind, id), Entry<std::optional<int64_t>>{version, false});
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteBehindTransaction::Flush() {
   for (auto& [id, entry] : investigations_) {
     if (!entry.dirty) continue;
     AIR_RETURN_IF_ERROR(inner_.PutInvestigation(entry.value));
     entry.dirty = false;
   }
+  std::map<UpstreamKind, std::vector<std::pair<std::string, int64_t>>> dirty;
   for (auto& [key, entry] : versions_) {
     if (!entry.dirty) continue;
     const size_t colon = key.find(':');
     const auto kind = static_cast<UpstreamKind>(std::stoi(key.substr(0, colon)));
-    AIR_RETURN_IF_ERROR(inner_.SetUpstreamVersion(kind, key.substr(colon + 1), *entry.value));
+    dirty[kind].emplace_back(key.substr(colon + 1), *entry.value);
     entry.dirty = false;
+  }
+  for (auto& [kind, versions] : dirty) {
+    std::sort(versions.begin(), versions.end());
+    AIR_RETURN_IF_ERROR(inner_.SetUpstreamVersions(kind, versions));
   }
   return absl::OkStatus();
 }

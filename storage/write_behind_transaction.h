@@ -25,8 +25,15 @@ class WriteBehindTransaction final : public WriteTransaction {
   explicit WriteBehindTransaction(WriteTransaction& inner) : inner_(inner) {}
 
   // Writes the buffered investigations and versions to the inner
-  // transaction and empties the buffer.
+  // transaction and empties the buffer. Versions go in one bulk call per
+  // kind, in id order.
   absl::Status Flush();
+
+  // Reads the upstream versions of `ids` in one bulk call, so that the
+  // GetUpstreamVersion calls that follow for them are answered from memory
+  // (a sync page asks for each of its records once, and for each action's
+  // investigation).
+  absl::Status PrefetchUpstreamVersions(UpstreamKind kind, std::vector<std::string> ids);
 
   absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override;
   absl::Status PutInvestigation(const v1::Investigation& investigation) override;

@@ -5,6 +5,8 @@
 // unit-test directory belongs to another area.
 #include <sqlite3.h>
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "domain/backoff.h"
 #include "domain/errors.h"
@@ -259,6 +261,46 @@ TEST_F(SyncStorageTest, VersionsAndCursorsCommitWithTheirWrite) {
     EXPECT_EQ(tx.GetUpstreamVersion(UpstreamKind::kAction, "a-1")->value_or(0), 4);
     // Kinds are separate namespaces.
     EXPECT_FALSE(tx.GetUpstreamVersion(UpstreamKind::kInvestigation, "a-1")->has_value());
+    return absl::OkStatus();
+  }));
+}
+
+// A sync page reads its records' versions in one bulk call up front; the
+// per-record reads after it come from memory, and the page's new versions
+// are written back in bulk by Flush.
+TEST_F(SyncStorageTest, WriteBehindServesPrefetchedVersionsAndWritesThemInBulk) {
+  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    return tx.SetUpstreamVersions(UpstreamKind::kAction, {{"a-1", 3}, {"a-2", 5}});
+  }));
+  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    WriteBehindTransaction buffered(tx);
+    AIR_RETURN_IF_ERROR(buffered.PrefetchUpstreamVersions(
+        UpstreamKind::kAction, {"a-2", "a-1", "a-3", "a-1"}));
+    // Changed underneath, after the prefetch: the buffer still answers.
+    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kAction, "a-1", 100));
+    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kAction, "a-3", 100));
+    EXPECT_EQ(buffered.GetUpstreamVersion(UpstreamKind::kAction, "a-1")->value_or(0), 3);
+    EXPECT_FALSE(buffered.GetUpstreamVersion(UpstreamKind::kAction, "a-3")->has_value());
+    EXPECT_EQ(buffered.GetUpstreamVersion(UpstreamKind::kAction, "a-2")->value_or(0), 5);
+    // Not prefetched: read through.
+    EXPECT_FALSE(buffered.GetUpstreamVersion(UpstreamKind::kInvestigation, "a-1")->has_value());
+    AIR_RETURN_IF_ERROR(buffered.SetUpstreamVersion(UpstreamKind::kAction, "a-2", 6));
+    AIR_RETURN_IF_ERROR(buffered.SetUpstreamVersion(UpstreamKind::kAction, "a-4", 1));
+    AIR_RETURN_IF_ERROR(buffered.SetUpstreamVersion(UpstreamKind::kInvestigation, "i-1", 2));
+    EXPECT_FALSE(tx.GetUpstreamVersion(UpstreamKind::kAction, "a-4")->has_value());
+    return buffered.Flush();
+  }));
+  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    std::map<std::string, int64_t> actions, investigations;
+    AIR_RETURN_IF_ERROR(
+        tx.GetUpstreamVersions(UpstreamKind::kAction, {"a-1", "a-2", "a-3", "a-4"}, actions));
+    AIR_RETURN_IF_ERROR(
+        tx.GetUpstreamVersions(UpstreamKind::kInvestigation, {"i-1"}, investigations));
+    // a-1 and a-3 keep what was written underneath: the buffer wrote only
+    // what was set through it.
+    EXPECT_EQ(actions, (std::map<std::string, int64_t>{
+                           {"a-1", 100}, {"a-2", 6}, {"a-3", 100}, {"a-4", 1}}));
+    EXPECT_EQ(investigations, (std::map<std::string, int64_t>{{"i-1", 2}}));
     return absl::OkStatus();
   }));
 }

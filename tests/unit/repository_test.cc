@@ -7,6 +7,7 @@
 #include <set>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "domain/errors.h"
@@ -535,6 +536,46 @@ TEST_P(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
   EXPECT_EQ(repo_->GetEventLogBounds()->first_retained, 15);
   Reopen();  // the head survives even when most of the log is gone
   EXPECT_EQ(repo_->GetEventLogBounds()->head, 15);
+}
+
+// The bulk version calls a sync page uses agree with the single-record ones,
+// across more ids than one statement takes (the SQLite backend works in
+// chunks of 128, the last one padded), with kinds kept apart.
+TEST_P(RepositoryTest, BulkUpstreamVersionsAgreeWithSingleOnes) {
+  std::vector<std::pair<std::string, int64_t>> written;
+  for (int i = 0; i < 300; ++i) written.emplace_back(absl::StrCat("a-", 1000 + i), i + 1);
+  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersions(UpstreamKind::kAction, written));
+    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kInvestigation, "a-1000", 77));
+    // A later bulk write replaces what it names and nothing else.
+    return tx.SetUpstreamVersions(UpstreamKind::kAction, {{"a-1001", 500}, {"a-new", 9}});
+  }));
+  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    std::vector<std::string> ids = {"a-missing", "a-new"};
+    for (const auto& [id, version] : written) ids.push_back(id);
+    std::map<std::string, int64_t> found;
+    AIR_RETURN_IF_ERROR(tx.GetUpstreamVersions(UpstreamKind::kAction, ids, found));
+    EXPECT_EQ(found.size(), 301u);
+    EXPECT_EQ(found.count("a-missing"), 0u);
+    EXPECT_EQ(found["a-new"], 9);
+    EXPECT_EQ(found["a-1000"], 1);
+    EXPECT_EQ(found["a-1001"], 500);
+    EXPECT_EQ(found["a-1299"], 300);
+    for (const std::string& id : {"a-1000", "a-1001", "a-1150", "a-missing"}) {
+      AIR_ASSIGN_OR_RETURN(std::optional<int64_t> single,
+                           tx.GetUpstreamVersion(UpstreamKind::kAction, id));
+      EXPECT_EQ(single.has_value(), found.count(id) == 1) << id;
+      if (single.has_value()) EXPECT_EQ(*single, found[id]) << id;
+    }
+    std::map<std::string, int64_t> investigations;
+    AIR_RETURN_IF_ERROR(
+        tx.GetUpstreamVersions(UpstreamKind::kInvestigation, ids, investigations));
+    EXPECT_EQ(investigations, (std::map<std::string, int64_t>{{"a-1000", 77}}));
+    std::map<std::string, int64_t> none;
+    AIR_RETURN_IF_ERROR(tx.GetUpstreamVersions(UpstreamKind::kAction, {}, none));
+    EXPECT_TRUE(none.empty());
+    return absl::OkStatus();
+  }));
 }
 
 // Writes `transactions` commits of 20 investigations each (several WAL pages
