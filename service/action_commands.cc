@@ -33,15 +33,17 @@ absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type
 // the investigation's new state if it changed.
 absl::Status UpdateInvestigationFor(WriteTransaction& tx, const v1::Action& action,
                                     ActionState from) {
-  AIR_ASSIGN_OR_RETURN(v1::Investigation investigation,
-                       tx.GetInvestigation(action.investigation_id()));
-  const bool changed = ApplyActionChange(from, action.state(), tx.Now(), investigation);
-  AIR_RETURN_IF_ERROR(tx.PutInvestigation(investigation));
-  if (changed) {
-    AIR_RETURN_IF_ERROR(AppendInvestigationEvent(
-        tx, v1::Event::TYPE_INVESTIGATION_STATE_CHANGED, investigation));
-  }
-  return absl::OkStatus();
+  v1::Event event;  // the investigation as changed, if its state moved
+  AIR_ASSIGN_OR_RETURN(
+      const bool changed,
+      tx.ChangeInvestigation(action.investigation_id(), [&](v1::Investigation& investigation) {
+        if (!ApplyActionChange(from, action.state(), tx.Now(), investigation)) return false;
+        *event.mutable_investigation() = investigation;
+        return true;
+      }));
+  if (!changed) return absl::OkStatus();
+  event.set_type(v1::Event::TYPE_INVESTIGATION_STATE_CHANGED);
+  return tx.AppendEvent(std::move(event)).status();
 }
 
 // Adds the failing action's id to an error that does not name it yet.

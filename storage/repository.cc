@@ -22,6 +22,14 @@ absl::StatusOr<bool> WriteTransaction::HasInvestigation(absl::string_view id) {
   return FoundOrNot(GetInvestigation(id).status());
 }
 
+absl::StatusOr<bool> WriteTransaction::ChangeInvestigation(
+    absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change) {
+  AIR_ASSIGN_OR_RETURN(v1::Investigation investigation, GetInvestigation(id));
+  const bool changed = change(investigation);
+  AIR_RETURN_IF_ERROR(PutInvestigation(investigation));
+  return changed;
+}
+
 absl::Status WriteTransaction::GetUpstreamVersions(UpstreamKind kind,
                                                    const std::vector<std::string>& ids,
                                                    std::map<std::string, int64_t>& versions) {

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -164,6 +165,14 @@ class WriteTransaction {
   // Inserts or replaces by id.
   virtual absl::Status PutAction(const v1::Action& action) = 0;
   virtual absl::Status PutInvestigation(const v1::Investigation& investigation) = 0;
+  // Edits the stored investigation `id` in place: `change` edits it, the
+  // edited record is kept as PutInvestigation would keep it, and `change`'s
+  // result is returned. Every action created or decided updates its
+  // investigation's counts this way, so a backend that buffers
+  // investigations edits its buffer instead of copying the record out and
+  // back in. The default is GetInvestigation + PutInvestigation.
+  virtual absl::StatusOr<bool> ChangeInvestigation(
+      absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change);
   // Assigns the next sequence and commit_time, stores the event, and returns
   // the sequence.
   virtual absl::StatusOr<int64_t> AppendEvent(v1::Event event) = 0;

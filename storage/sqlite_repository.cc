@@ -247,6 +247,8 @@ class SqliteRepository::Impl {
 
 // The WriteTransaction handed to write functions on the writer thread.
 class SqliteWriteTransaction final : public WriteTransaction {
+  struct CachedInvestigation;
+
  public:
   SqliteWriteTransaction(Connection& conn, int64_t& next_sequence, absl::Time now)
       : conn_(conn), next_sequence_(next_sequence), now_(now) {}
@@ -268,25 +270,50 @@ class SqliteWriteTransaction final : public WriteTransaction {
   // indexes) for every decision. Nothing else in a write transaction reads
   // the investigations table, and events carry copies made when appended.
   absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override {
-    if (auto it = investigations_.find(id); it != investigations_.end()) {
-      return it->second.value;
-    }
-    AIR_ASSIGN_OR_RETURN(v1::Investigation loaded, LoadInvestigation(conn_, id));
-    undo_.push_back({std::string(id), std::nullopt});
-    investigations_.emplace(std::string(id), CachedInvestigation{loaded, false});
-    return loaded;
+    AIR_ASSIGN_OR_RETURN(CachedInvestigation * cached, Cached(id));
+    return cached->value;
   }
 
   absl::Status PutInvestigation(const v1::Investigation& inv) override {
     auto it = investigations_.find(inv.id());
     if (it == investigations_.end()) {
       undo_.push_back({inv.id(), std::nullopt});
-      investigations_.emplace(inv.id(), CachedInvestigation{inv, true});
+      investigations_.emplace(inv.id(), CachedInvestigation{inv, true, generation_});
     } else {
-      undo_.push_back({inv.id(), it->second});
-      it->second = CachedInvestigation{inv, true};
+      SaveForUndo(it->first, it->second);
+      it->second.value = inv;
+      it->second.dirty = true;
     }
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> ChangeInvestigation(
+      absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change) override {
+    AIR_ASSIGN_OR_RETURN(CachedInvestigation * cached, Cached(id));
+    SaveForUndo(std::string(id), *cached);
+    cached->dirty = true;
+    return change(cached->value);
+  }
+
+  // The cached copy of investigation `id`, read on first use.
+  absl::StatusOr<CachedInvestigation*> Cached(absl::string_view id) {
+    if (auto it = investigations_.find(id); it != investigations_.end()) return &it->second;
+    AIR_ASSIGN_OR_RETURN(v1::Investigation loaded, LoadInvestigation(conn_, id));
+    undo_.push_back({std::string(id), std::nullopt});
+    return &investigations_
+                .emplace(std::string(id),
+                         CachedInvestigation{std::move(loaded), false, generation_})
+                .first->second;
+  }
+
+  // Keeps what `cached` is now, for a rollback to the latest mark, unless
+  // it was kept since that mark already (the first copy is the one a
+  // rollback restores, so a decision batch copies each investigation once
+  // per function, not once per change).
+  void SaveForUndo(const std::string& id, CachedInvestigation& cached) {
+    if (cached.saved_in == generation_) return;
+    undo_.push_back({id, cached});
+    cached.saved_in = generation_;
   }
 
   absl::StatusOr<bool> RowExists(const char* sql, absl::string_view id) {
@@ -638,8 +665,12 @@ class SqliteWriteTransaction final : public WriteTransaction {
     size_t events;
     size_t undo;
   };
-  Mark mark() const { return {next_sequence_, events_.size(), undo_.size()}; }
+  Mark mark() {
+    ++generation_;
+    return {next_sequence_, events_.size(), undo_.size()};
+  }
   void RollBackTo(const Mark& m) {
+    ++generation_;
     next_sequence_ = m.next_sequence;
     events_.resize(m.events);
     while (undo_.size() > m.undo) {
@@ -663,6 +694,8 @@ class SqliteWriteTransaction final : public WriteTransaction {
   struct CachedInvestigation {
     v1::Investigation value;
     bool dirty = false;  // changed since read: Flush() writes it
+    // The mark generation in which undo_ last got a copy of this entry.
+    uint64_t saved_in = 0;
   };
   // What an entry was before a change, to restore on savepoint rollback
   // (nullopt: it was not cached).
@@ -672,6 +705,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
   };
   absl::flat_hash_map<std::string, CachedInvestigation> investigations_;
   std::vector<Undo> undo_;
+  uint64_t generation_ = 1;  // bumped by every mark and rollback
 };
 
 absl::Status SqliteRepository::Impl::Open() {

@@ -27,6 +27,18 @@ absl::Status WriteBehindTransaction::PutInvestigation(const v1::Investigation& i
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> WriteBehindTransaction::ChangeInvestigation(
+    absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change) {
+  auto it = investigations_.find(id);
+  if (it == investigations_.end()) {
+    AIR_ASSIGN_OR_RETURN(v1::Investigation loaded, inner_.GetInvestigation(id));
+    it = investigations_.emplace(std::string(id), Entry<v1::Investigation>{std::move(loaded)})
+             .first;
+  }
+  it->second.dirty = true;
+  return change(it->second.value);
+}
+
 absl::StatusOr<std::optional<int64_t>> WriteBehindTransaction::GetUpstreamVersion(
     UpstreamKind kind, absl::string_view id) {
   const std::string key = VersionKey(kind, id);

@@ -37,6 +37,8 @@ class WriteBehindTransaction final : public WriteTransaction {
 
   absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override;
   absl::Status PutInvestigation(const v1::Investigation& investigation) override;
+  absl::StatusOr<bool> ChangeInvestigation(
+      absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change) override;
   absl::StatusOr<std::optional<int64_t>> GetUpstreamVersion(UpstreamKind kind,
                                                             absl::string_view id) override;
   absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,

@@ -425,6 +425,81 @@ TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
   EXPECT_EQ(runs[2], 1);  // a function that failed does not run again
 }
 
+// Investigation changes made in place (ChangeInvestigation) and by Put, in
+// functions that share a batch: a function that fails leaves none of its
+// changes, however many it made, and the others keep all of theirs, once.
+// Each function adds its own power of two to action_counts.total, half in
+// each of two changes, so the sum names exactly what committed.
+TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
+  Seed("inv-1", 0);
+  absl::Notification gate;
+  absl::Mutex mu;
+  int pending = 5;
+  absl::Status results[5];
+  int runs[5] = {0, 0, 0, 0, 0};
+  auto done = [&](int i) {
+    return [&, i](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      results[i] = s;
+      --pending;
+    };
+  };
+  auto add = [](WriteTransaction& tx, int64_t n, bool in_place) -> absl::Status {
+    if (in_place) {
+      AIR_ASSIGN_OR_RETURN(const bool returned,
+                           tx.ChangeInvestigation("inv-1", [n](Investigation& inv) {
+                             auto* counts = inv.mutable_action_counts();
+                             counts->set_total(counts->total() + n);
+                             return n % 2 == 0;
+                           }));
+      EXPECT_EQ(returned, n % 2 == 0);  // the change's answer comes back
+      return absl::OkStatus();
+    }
+    AIR_ASSIGN_OR_RETURN(Investigation inv, tx.GetInvestigation("inv-1"));
+    inv.mutable_action_counts()->set_total(inv.action_counts().total() + n);
+    return tx.PutInvestigation(inv);
+  };
+  repo_->WriteAsync(  // holds the writer so that the next four share a batch
+      [&](WriteTransaction& tx) -> absl::Status {
+        ++runs[0];
+        gate.WaitForNotification();
+        return absl::OkStatus();
+      },
+      done(0));
+  for (int i = 1; i < 5; ++i) {
+    repo_->WriteAsync(
+        [&, i](WriteTransaction& tx) -> absl::Status {
+          ++runs[i];
+          const int64_t share = int64_t{1} << (2 * i);  // 4, 16, 64, 256
+          AIR_RETURN_IF_ERROR(add(tx, share / 2, /*in_place=*/true));
+          AIR_RETURN_IF_ERROR(add(tx, share / 4, /*in_place=*/i % 2 == 0));
+          AIR_RETURN_IF_ERROR(add(tx, share / 4, /*in_place=*/true));
+          // The first failure comes after a function that then fails only
+          // when it runs again, isolated, after the others' changes.
+          if (i == 2 && runs[i] > 1) return absl::AbortedError("fails on a re-run");
+          if (i == 3) return absl::InternalError("fails after its changes");
+          return absl::OkStatus();
+        },
+        done(i));
+  }
+  gate.Notify();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending));
+  }
+  EXPECT_THAT(results[3], StatusIs(absl::StatusCode::kInternal));
+  int64_t expected = 4 + 256;
+  if (runs[2] == 1) {  // a backend that isolates from the start
+    EXPECT_TRUE(results[2].ok()) << results[2];
+    expected += 16;
+  } else {
+    EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kAborted));
+  }
+  auto inv = repo_->GetInvestigation("inv-1");
+  AIR_ASSERT_OK(inv);
+  EXPECT_EQ(inv->action_counts().total(), expected);
+}
+
 TEST_P(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
   Seed("inv-1", 200);
   std::vector<std::thread> threads;
