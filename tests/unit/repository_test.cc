@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "domain/errors.h"
@@ -124,6 +125,33 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
       return absl::OkStatus();
     }));
     return out;
+  }
+
+  // Runs `fns` as one batch (a first write holds the writer until all are
+  // queued) and returns their results, in order.
+  std::vector<absl::Status> RunInOneBatch(const std::vector<Repository::WriteFn>& fns) {
+    absl::Notification gate;
+    absl::Mutex mu;
+    size_t pending = fns.size() + 1;
+    std::vector<absl::Status> results(fns.size());
+    auto finish = [&](std::optional<size_t> i, absl::Status s) {
+      absl::MutexLock lock(&mu);
+      if (i.has_value()) results[*i] = std::move(s);
+      --pending;
+    };
+    repo_->WriteAsync(
+        [&](WriteTransaction&) {
+          gate.WaitForNotification();
+          return absl::OkStatus();
+        },
+        [&](absl::Status s) { finish(std::nullopt, std::move(s)); });
+    for (size_t i = 0; i < fns.size(); ++i) {
+      repo_->WriteAsync(fns[i], [&, i](absl::Status s) { finish(i, std::move(s)); });
+    }
+    gate.Notify();
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](size_t* p) { return *p == 0; }, &pending));
+    return results;
   }
 
   TempDir dir_;
@@ -354,50 +382,26 @@ TEST_P(RepositoryTest, AFailedWritesInvestigationChangeRollsBackInItsBatch) {
 // exactly once, a failure in the second pass must stay its own, and no
 // function may run more than twice.
 TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
-  absl::Notification gate;
-  absl::Mutex mu;
-  int pending = 6;
-  absl::Status results[6];
   int runs[6] = {0, 0, 0, 0, 0, 0};
-  auto done = [&](int i) {
-    return [&, i](absl::Status s) {
-      absl::MutexLock lock(&mu);
-      results[i] = s;
-      --pending;
-    };
-  };
   auto append = [](WriteTransaction& tx, const std::string& id) {
     v1::Event event;
     event.set_type(v1::Event::TYPE_INVESTIGATION_CREATED);
     event.mutable_investigation()->set_id(id);
     return tx.AppendEvent(std::move(event)).status();
   };
-  // Holds the writer so that the next five queue up and share one batch.
-  repo_->WriteAsync(
-      [&](WriteTransaction& tx) -> absl::Status {
-        ++runs[0];
-        gate.WaitForNotification();
-        return append(tx, "w0");
-      },
-      done(0));
-  for (int i = 1; i < 6; ++i) {
-    repo_->WriteAsync(
-        [&, i](WriteTransaction& tx) -> absl::Status {
-          ++runs[i];
-          AIR_RETURN_IF_ERROR(append(tx, absl::StrCat("w", i)));
-          if (i == 2) return absl::InternalError("first failure, after its event");
-          // Succeeds the first time it runs, fails if it runs again: a
-          // failure met only in the isolated pass must undo only itself.
-          if (i == 4 && runs[i] > 1) return absl::AbortedError("failed on a re-run");
-          return absl::OkStatus();
-        },
-        done(i));
+  std::vector<Repository::WriteFn> fns;
+  for (int i = 0; i < 6; ++i) {
+    fns.push_back([&, i](WriteTransaction& tx) -> absl::Status {
+      ++runs[i];
+      AIR_RETURN_IF_ERROR(append(tx, absl::StrCat("w", i)));
+      if (i == 2) return absl::InternalError("first failure, after its event");
+      // Succeeds the first time it runs, fails if it runs again: a
+      // failure met only in the isolated pass must undo only itself.
+      if (i == 4 && runs[i] > 1) return absl::AbortedError("failed on a re-run");
+      return absl::OkStatus();
+    });
   }
-  gate.Notify();
-  {
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending));
-  }
+  const std::vector<absl::Status> results = RunInOneBatch(fns);
   EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kInternal));
   std::set<std::string> committed;
   auto events = repo_->ReadEvents(0, 1000);
@@ -432,18 +436,7 @@ TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
 // each of two changes, so the sum names exactly what committed.
 TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
   Seed("inv-1", 0);
-  absl::Notification gate;
-  absl::Mutex mu;
-  int pending = 5;
-  absl::Status results[5];
   int runs[5] = {0, 0, 0, 0, 0};
-  auto done = [&](int i) {
-    return [&, i](absl::Status s) {
-      absl::MutexLock lock(&mu);
-      results[i] = s;
-      --pending;
-    };
-  };
   auto add = [](WriteTransaction& tx, int64_t n, bool in_place) -> absl::Status {
     if (in_place) {
       AIR_ASSIGN_OR_RETURN(const bool returned,
@@ -459,34 +452,23 @@ TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
     inv.mutable_action_counts()->set_total(inv.action_counts().total() + n);
     return tx.PutInvestigation(inv);
   };
-  repo_->WriteAsync(  // holds the writer so that the next four share a batch
-      [&](WriteTransaction& tx) -> absl::Status {
-        ++runs[0];
-        gate.WaitForNotification();
-        return absl::OkStatus();
-      },
-      done(0));
+  std::vector<Repository::WriteFn> fns;
   for (int i = 1; i < 5; ++i) {
-    repo_->WriteAsync(
-        [&, i](WriteTransaction& tx) -> absl::Status {
-          ++runs[i];
-          const int64_t share = int64_t{1} << (2 * i);  // 4, 16, 64, 256
-          AIR_RETURN_IF_ERROR(add(tx, share / 2, /*in_place=*/true));
-          AIR_RETURN_IF_ERROR(add(tx, share / 4, /*in_place=*/i % 2 == 0));
-          AIR_RETURN_IF_ERROR(add(tx, share / 4, /*in_place=*/true));
-          // The first failure comes after a function that then fails only
-          // when it runs again, isolated, after the others' changes.
-          if (i == 2 && runs[i] > 1) return absl::AbortedError("fails on a re-run");
-          if (i == 3) return absl::InternalError("fails after its changes");
-          return absl::OkStatus();
-        },
-        done(i));
+    fns.push_back([&, i](WriteTransaction& tx) -> absl::Status {
+      ++runs[i];
+      const int64_t share = int64_t{1} << (2 * i);  // 4, 16, 64, 256
+      AIR_RETURN_IF_ERROR(add(tx, share / 2, /*in_place=*/true));
+      AIR_RETURN_IF_ERROR(add(tx, share / 4, /*in_place=*/i % 2 == 0));
+      AIR_RETURN_IF_ERROR(add(tx, share / 4, /*in_place=*/true));
+      // The first failure comes after a function that then fails only
+      // when it runs again, isolated, after the others' changes.
+      if (i == 2 && runs[i] > 1) return absl::AbortedError("fails on a re-run");
+      if (i == 3) return absl::InternalError("fails after its changes");
+      return absl::OkStatus();
+    });
   }
-  gate.Notify();
-  {
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending));
-  }
+  std::vector<absl::Status> results = RunInOneBatch(fns);
+  results.insert(results.begin(), absl::OkStatus());  // index by i
   EXPECT_THAT(results[3], StatusIs(absl::StatusCode::kInternal));
   int64_t expected = 4 + 256;
   if (runs[2] == 1) {  // a backend that isolates from the start
