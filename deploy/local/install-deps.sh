@@ -16,6 +16,8 @@ packages=(
   libcpp-httplib-dev
   # The PostgreSQL repository's client library (libpq).
   libpq-dev
+  # aird's allocator (CMakeLists.txt, AIR_JEMALLOC).
+  libjemalloc-dev
 )
 # What only the tests need, unless only building (AIR_DEPS=build, as the
 # Dockerfile's build stage does).
