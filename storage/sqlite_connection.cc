@@ -66,6 +66,20 @@ Statement& Statement::Bind(int index, absl::string_view text) {
   return *this;
 }
 
+Statement& Statement::BindUncopied(int index, absl::string_view text) {
+  const int rc = sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                                   SQLITE_STATIC);
+  if (rc != SQLITE_OK) bind_error_ = rc;
+  return *this;
+}
+
+Statement& Statement::BindBlobUncopied(int index, absl::string_view bytes) {
+  const int rc = sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                                   SQLITE_STATIC);
+  if (rc != SQLITE_OK) bind_error_ = rc;
+  return *this;
+}
+
 Statement& Statement::BindNull(int index) {
   const int rc = sqlite3_bind_null(stmt_, index);
   if (rc != SQLITE_OK) bind_error_ = rc;

@@ -41,6 +41,11 @@ class Statement {
   Statement& Bind(int index, absl::string_view text);
   Statement& BindBlob(int index, absl::string_view bytes);
   Statement& BindNull(int index);
+  // The same as Bind/BindBlob without SQLite's copy of the bytes, for the
+  // hot write paths: the bytes must stay alive and unchanged until the
+  // statement has run (never a temporary that dies with the expression).
+  Statement& BindUncopied(int index, absl::string_view text);
+  Statement& BindBlobUncopied(int index, absl::string_view bytes);
 
   // Advances: true when a row is available, false when done.
   absl::StatusOr<bool> Step();

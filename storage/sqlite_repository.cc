@@ -32,7 +32,7 @@ namespace {
 absl::StatusOr<v1::Action> LoadAction(Connection& conn, absl::string_view id) {
   AIR_ASSIGN_OR_RETURN(Statement stmt,
                        conn.Prepare("SELECT body FROM actions WHERE id = ?"));
-  stmt.Bind(1, id);
+  stmt.BindUncopied(1, id);
   AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return NotFound("action", id);
   return ParseBody<v1::Action>(stmt.ColumnBlob(0));
@@ -43,7 +43,7 @@ absl::StatusOr<v1::Investigation> LoadInvestigation(Connection& conn,
   AIR_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("SELECT body FROM investigations WHERE id = ?"));
-  stmt.Bind(1, id);
+  stmt.BindUncopied(1, id);
   AIR_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return NotFound("investigation", id);
   return ParseBody<v1::Investigation>(stmt.ColumnBlob(0));
@@ -318,7 +318,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
 
   absl::StatusOr<bool> RowExists(const char* sql, absl::string_view id) {
     AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(sql));
-    stmt.Bind(1, id);
+    stmt.BindUncopied(1, id);
     return stmt.Step();
   }
 
@@ -350,13 +350,13 @@ class SqliteWriteTransaction final : public WriteTransaction {
     const std::string body = action.SerializeAsString();
     for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
       AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
-      stmt.Bind(1, action.id())
-          .Bind(2, action.investigation_id())
+      stmt.BindUncopied(1, action.id())
+          .BindUncopied(2, action.investigation_id())
           .Bind(3, static_cast<int64_t>(action.type()))
           .Bind(4, static_cast<int64_t>(action.state()))
           .Bind(5, Micros(action.create_time()))
           .Bind(6, Micros(action.expire_time()))
-          .BindBlob(7, body);
+          .BindBlobUncopied(7, body);
       AIR_RETURN_IF_ERROR(stmt.Run());
       if (sqlite3_changes(conn_.db()) > 0) break;
     }
@@ -378,13 +378,13 @@ class SqliteWriteTransaction final : public WriteTransaction {
     const std::string body = inv.SerializeAsString();
     for (const std::string* sql : {&kUpsert, &kFullUpdate}) {
       AIR_ASSIGN_OR_RETURN(Statement stmt, conn_.Prepare(*sql));
-      stmt.Bind(1, inv.id())
+      stmt.BindUncopied(1, inv.id())
           .Bind(2, static_cast<int64_t>(inv.state()))
           .Bind(3, static_cast<int64_t>(inv.source()))
           .Bind(4, static_cast<int64_t>(inv.verdict()))
           .Bind(5, Micros(inv.create_time()))
           .Bind(6, Micros(inv.update_time()))
-          .BindBlob(7, body);
+          .BindBlobUncopied(7, body);
       AIR_RETURN_IF_ERROR(stmt.Run());
       if (sqlite3_changes(conn_.db()) > 0) break;
     }
@@ -398,9 +398,8 @@ class SqliteWriteTransaction final : public WriteTransaction {
     AIR_ASSIGN_OR_RETURN(
         Statement stmt,
         conn_.Prepare("INSERT INTO events (sequence, commit_us, body) VALUES (?, ?, ?)"));
-    stmt.Bind(1, sequence)
-        .Bind(2, absl::ToUnixMicros(now_))
-        .BindBlob(3, event.SerializeAsString());
+    const std::string body = event.SerializeAsString();
+    stmt.Bind(1, sequence).Bind(2, absl::ToUnixMicros(now_)).BindBlobUncopied(3, body);
     AIR_RETURN_IF_ERROR(stmt.Run());
     ++next_sequence_;
     events_.push_back(std::move(event));
@@ -533,7 +532,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
       stmt.Bind(1, static_cast<int64_t>(kind));
       for (int i = 0; i < kVersionChunk; ++i) {
         if (start + i < ids.size()) {
-          stmt.Bind(i + 2, ids[start + i]);
+          stmt.BindUncopied(i + 2, ids[start + i]);
         } else {
           stmt.BindNull(i + 2);
         }
@@ -564,7 +563,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
       stmt.Bind(1, static_cast<int64_t>(kind));
       for (int i = 0; i < kVersionChunk; ++i) {
         const auto& [id, version] = versions[std::min(start + i, versions.size() - 1)];
-        stmt.Bind(2 * i + 2, id).Bind(2 * i + 3, version);
+        stmt.BindUncopied(2 * i + 2, id).Bind(2 * i + 3, version);
       }
       AIR_RETURN_IF_ERROR(stmt.Run());
     }

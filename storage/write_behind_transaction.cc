@@ -8,9 +8,6 @@
 
 namespace air {
 
-std::string WriteBehindTransaction::VersionKey(UpstreamKind kind, absl::string_view id) {
-  return absl::StrCat(static_cast<int>(kind), ":", id);
-}
 
 absl::StatusOr<v1::Investigation> WriteBehindTransaction::GetInvestigation(
     absl::string_view id) {
@@ -41,36 +38,36 @@ absl::StatusOr<bool> WriteBehindTransaction::ChangeInvestigation(
 
 absl::StatusOr<std::optional<int64_t>> WriteBehindTransaction::GetUpstreamVersion(
     UpstreamKind kind, absl::string_view id) {
-  const std::string key = VersionKey(kind, id);
-  if (auto it = versions_.find(key); it != versions_.end()) return it->second.value;
+  VersionMap& versions = Versions(kind);
+  if (auto it = versions.find(id); it != versions.end()) return it->second.value;
   AIR_ASSIGN_OR_RETURN(std::optional<int64_t> version, inner_.GetUpstreamVersion(kind, id));
-  versions_[key] = Entry<std::optional<int64_t>>{version, false};
+  versions.emplace(std::string(id), Entry<std::optional<int64_t>>{version, false});
   return version;
 }
 
 absl::Status WriteBehindTransaction::SetUpstreamVersion(UpstreamKind kind,
                                                         absl::string_view id,
                                                         int64_t version) {
-  versions_[VersionKey(kind, id)] = Entry<std::optional<int64_t>>{version, true};
+  Versions(kind).insert_or_assign(std::string(id),
+                                  Entry<std::optional<int64_t>>{version, true});
   return absl::OkStatus();
 }
 
 absl::Status WriteBehindTransaction::PrefetchUpstreamVersions(UpstreamKind kind,
                                                               std::vector<std::string> ids) {
+  VersionMap& versions = Versions(kind);
   std::sort(ids.begin(), ids.end());  // neighbouring keys: neighbouring pages
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   ids.erase(std::remove_if(ids.begin(), ids.end(),
-                           [&](const std::string& id) {
-                             return versions_.contains(VersionKey(kind, id));
-                           }),
+                           [&](const std::string& id) { return versions.contains(id); }),
             ids.end());
   std::map<std::string, int64_t> found;
   AIR_RETURN_IF_ERROR(inner_.GetUpstreamVersions(kind, ids, found));
-  for (const std::string& id : ids) {
+  for (std::string& id : ids) {
     auto it = found.find(id);
     std::optional<int64_t> version;
     if (it != found.end()) version = it->second;
-    versions_.emplace(VersionKey(kind, id), Entry<std::optional<int64_t>>{version, false});
+    versions.emplace(std::move(id), Entry<std::optional<int64_t>>{version, false});
   }
   return absl::OkStatus();
 }
@@ -81,17 +78,16 @@ absl::Status WriteBehindTransaction::Flush() {
     AIR_RETURN_IF_ERROR(inner_.PutInvestigation(entry.value));
     entry.dirty = false;
   }
-  std::map<UpstreamKind, std::vector<std::pair<std::string, int64_t>>> dirty;
-  for (auto& [key, entry] : versions_) {
-    if (!entry.dirty) continue;
-    const size_t colon = key.find(':');
-    const auto kind = static_cast<UpstreamKind>(std::stoi(key.substr(0, colon)));
-    dirty[kind].emplace_back(key.substr(colon + 1), *entry.value);
-    entry.dirty = false;
-  }
-  for (auto& [kind, versions] : dirty) {
-    std::sort(versions.begin(), versions.end());
-    AIR_RETURN_IF_ERROR(inner_.SetUpstreamVersions(kind, versions));
+  for (UpstreamKind kind : {UpstreamKind::kInvestigation, UpstreamKind::kAction}) {
+    std::vector<std::pair<std::string, int64_t>> dirty;
+    for (auto& [id, entry] : Versions(kind)) {
+      if (!entry.dirty) continue;
+      dirty.emplace_back(id, *entry.value);
+      entry.dirty = false;
+    }
+    if (dirty.empty()) continue;
+    std::sort(dirty.begin(), dirty.end());
+    AIR_RETURN_IF_ERROR(inner_.SetUpstreamVersions(kind, dirty));
   }
   return absl::OkStatus();
 }

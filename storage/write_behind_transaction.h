@@ -105,11 +105,16 @@ class WriteBehindTransaction final : public WriteTransaction {
     T value;
     bool dirty = false;
   };
-  static std::string VersionKey(UpstreamKind kind, absl::string_view id);
+  using VersionMap = absl::flat_hash_map<std::string, Entry<std::optional<int64_t>>>;
+  // One map per kind, looked up by the id itself (no key to build).
+  VersionMap& Versions(UpstreamKind kind) {
+    return kind == UpstreamKind::kAction ? action_versions_ : investigation_versions_;
+  }
 
   WriteTransaction& inner_;
   absl::flat_hash_map<std::string, Entry<v1::Investigation>> investigations_;
-  absl::flat_hash_map<std::string, Entry<std::optional<int64_t>>> versions_;
+  VersionMap action_versions_;
+  VersionMap investigation_versions_;
 };
 
 }  // namespace air
