@@ -34,10 +34,11 @@ absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type
 absl::Status UpdateInvestigationFor(WriteTransaction& tx, const v1::Action& action,
                                     ActionState from) {
   v1::Event event;  // the investigation as changed, if its state moved
+  const absl::Time now = tx.Now();
   AIR_ASSIGN_OR_RETURN(
       const bool changed,
       tx.ChangeInvestigation(action.investigation_id(), [&](v1::Investigation& investigation) {
-        if (!ApplyActionChange(from, action.state(), tx.Now(), investigation)) return false;
+        if (!ApplyActionChange(from, action.state(), now, investigation)) return false;
         *event.mutable_investigation() = investigation;
         return true;
       }));

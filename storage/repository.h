@@ -170,7 +170,9 @@ class WriteTransaction {
   // result is returned. Every action created or decided updates its
   // investigation's counts this way, so a backend that buffers
   // investigations edits its buffer instead of copying the record out and
-  // back in. The default is GetInvestigation + PutInvestigation.
+  // back in. The default is GetInvestigation + PutInvestigation. `change`
+  // must not read or write records through the transaction (the record it
+  // edits may live in a map that another read would grow).
   virtual absl::StatusOr<bool> ChangeInvestigation(
       absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change);
   // Assigns the next sequence and commit_time, stores the event, and returns
