@@ -622,7 +622,9 @@ TEST_P(RepositoryTest, BulkUpstreamVersionsAgreeWithSingleOnes) {
       AIR_ASSIGN_OR_RETURN(std::optional<int64_t> single,
                            tx.GetUpstreamVersion(UpstreamKind::kAction, id));
       EXPECT_EQ(single.has_value(), found.count(id) == 1) << id;
-      if (single.has_value()) EXPECT_EQ(*single, found[id]) << id;
+      if (single.has_value()) {
+        EXPECT_EQ(*single, found[id]) << id;
+      }
     }
     std::map<std::string, int64_t> investigations;
     AIR_RETURN_IF_ERROR(
