@@ -1,5 +1,7 @@
 #include "service/action_commands.h"
 
+#include <optional>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "air/v1/action_service.pb.h"
@@ -22,10 +24,10 @@ absl::Status AppendActionEvent(WriteTransaction& tx, const v1::Action& action,
 }
 
 absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type,
-                                      const v1::Investigation& investigation) {
+                                      v1::Investigation investigation) {
   v1::Event event;
   event.set_type(type);
-  *event.mutable_investigation() = investigation;
+  *event.mutable_investigation() = std::move(investigation);
   return tx.AppendEvent(std::move(event)).status();
 }
 
@@ -33,18 +35,17 @@ absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type
 // the investigation's new state if it changed.
 absl::Status UpdateInvestigationFor(WriteTransaction& tx, const v1::Action& action,
                                     ActionState from) {
-  v1::Event event;  // the investigation as changed, if its state moved
+  std::optional<v1::Investigation> after;  // a copy, if its state moved
   const absl::Time now = tx.Now();
-  AIR_ASSIGN_OR_RETURN(
-      const bool changed,
-      tx.ChangeInvestigation(action.investigation_id(), [&](v1::Investigation& investigation) {
-        if (!ApplyActionChange(from, action.state(), now, investigation)) return false;
-        *event.mutable_investigation() = investigation;
-        return true;
-      }));
-  if (!changed) return absl::OkStatus();
-  event.set_type(v1::Event::TYPE_INVESTIGATION_STATE_CHANGED);
-  return tx.AppendEvent(std::move(event)).status();
+  auto apply = [&](v1::Investigation& investigation) {
+    if (!ApplyActionChange(from, action.state(), now, investigation)) return false;
+    after = investigation;
+    return true;
+  };
+  AIR_RETURN_IF_ERROR(tx.ChangeInvestigation(action.investigation_id(), apply).status());
+  if (!after.has_value()) return absl::OkStatus();
+  return AppendInvestigationEvent(tx, v1::Event::TYPE_INVESTIGATION_STATE_CHANGED,
+                                  *std::move(after));
 }
 
 // Adds the failing action's id to an error that does not name it yet.
@@ -74,7 +75,7 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
   InitializeNewInvestigation(tx.Now(), investigation);
   AIR_RETURN_IF_ERROR(tx.PutInvestigation(investigation));
   return AppendInvestigationEvent(tx, v1::Event::TYPE_INVESTIGATION_CREATED,
-                                  investigation);
+                                  std::move(investigation));
 }
 
 absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx, v1::Action action,

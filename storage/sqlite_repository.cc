@@ -290,7 +290,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
   absl::StatusOr<bool> ChangeInvestigation(
       absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change) override {
     AIR_ASSIGN_OR_RETURN(CachedInvestigation * cached, Cached(id));
-    SaveForUndo(std::string(id), *cached);
+    SaveForUndo(id, *cached);
     cached->dirty = true;
     return change(cached->value);
   }
@@ -310,9 +310,9 @@ class SqliteWriteTransaction final : public WriteTransaction {
   // it was kept since that mark already (the first copy is the one a
   // rollback restores, so a decision batch copies each investigation once
   // per function, not once per change).
-  void SaveForUndo(const std::string& id, CachedInvestigation& cached) {
+  void SaveForUndo(absl::string_view id, CachedInvestigation& cached) {
     if (cached.saved_in == generation_) return;
-    undo_.push_back({id, cached});
+    undo_.push_back({std::string(id), cached});
     cached.saved_in = generation_;
   }
 

@@ -3,11 +3,9 @@
 #include <algorithm>
 #include <map>
 
-#include "absl/strings/str_cat.h"
 #include "domain/status_macros.h"
 
 namespace air {
-
 
 absl::StatusOr<v1::Investigation> WriteBehindTransaction::GetInvestigation(
     absl::string_view id) {
