@@ -72,6 +72,13 @@ ABSL_FLAG(bool, server_deadlock_detection, false,
           "abseil's Mutex deadlock detection in the server children; false (the "
           "default) as aird's main sets it, true to measure what it costs (Debian's "
           "abseil enables it)");
+ABSL_FLAG(bool, client_deadlock_detection, false,
+          "the same in this process, the load generator; false (the default) so "
+          "that the clients, which share the 2 cores with the server, cost less");
+ABSL_FLAG(bool, subscriber_bdp_probe, false,
+          "HTTP/2 BDP probing on the fan-out and lag subscribers' channels; false "
+          "(the default) as clients/README.md recommends for watch-only channels, true "
+          "for gRPC's default (a PING per burst that the server must answer)");
 
 // Internal: the server child (see bench/server_process.h).
 ABSL_FLAG(std::string, internal_server, "", "internal: run as the server child (air|noop)");
@@ -86,6 +93,12 @@ namespace {
 std::vector<int> kConcurrencies = {1, 16, 64};
 
 double Mb(int64_t kb) { return static_cast<double>(kb) / 1024.0; }
+
+// A fan-out or lag subscriber on a connection of its own (--subscriber_bdp_probe).
+std::unique_ptr<WatchSubscriber> NewSubscriber(int port, int index) {
+  return std::make_unique<WatchSubscriber>(port, index,
+                                           absl::GetFlag(FLAGS_subscriber_bdp_probe));
+}
 
 // Pending action ids seeded in the server child, handed out once each.
 struct PendingPool {
@@ -541,7 +554,7 @@ class Bench {
       const int per_replica = config_.quick ? 2 : 10;
       std::vector<std::unique_ptr<WatchSubscriber>> subs;
       for (int i = 0; i < per_replica * n; ++i) {
-        auto sub = std::make_unique<WatchSubscriber>(servers[i % n]->port(), i);
+        auto sub = NewSubscriber(servers[i % n]->port(), i);
         sub->Start();
         subs.push_back(std::move(sub));
       }
@@ -725,7 +738,7 @@ class Bench {
     int64_t gaps = 0;
     for (int level : levels) {
       while (static_cast<int>(subs.size()) < level) {
-        subs.push_back(std::make_unique<WatchSubscriber>(server->port(), static_cast<int>(subs.size())));
+        subs.push_back(NewSubscriber(server->port(), static_cast<int>(subs.size())));
         subs.back()->Start();
       }
       if (!WarmSubscribers(*server, subs, absl::StrCat("w", level))) return;
@@ -826,7 +839,7 @@ class Bench {
 
     // Control: the live subscriber alone.
     std::vector<std::unique_ptr<WatchSubscriber>> control;
-    control.push_back(std::make_unique<WatchSubscriber>(server.port(), next_index++));
+    control.push_back(NewSubscriber(server.port(), next_index++));
     control.back()->Start();
     if (!WarmSubscribers(server, control, "lw0")) return;
     peak.Begin();
@@ -859,8 +872,8 @@ class Bench {
 
     // The same storm with a second subscriber that stops reading.
     std::vector<std::unique_ptr<WatchSubscriber>> pair;
-    pair.push_back(std::make_unique<WatchSubscriber>(server.port(), next_index++));  // stalled
-    pair.push_back(std::make_unique<WatchSubscriber>(server.port(), next_index++));  // live
+    pair.push_back(NewSubscriber(server.port(), next_index++));  // stalled
+    pair.push_back(NewSubscriber(server.port(), next_index++));  // live
     for (auto& s : pair) s->Start();
     if (!WarmSubscribers(server, pair, "lw1")) return;
     WatchSubscriber& stalled = *pair[0];
@@ -1278,6 +1291,9 @@ int main(int argc, char** argv) {
                           absl::GetFlag(FLAGS_internal_reply_fd));
   }
   signal(SIGPIPE, SIG_IGN);
+  if (!absl::GetFlag(FLAGS_client_deadlock_detection)) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   kConcurrencies.clear();
   for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_concurrencies), ',')) {
     int n = 0;
@@ -1291,6 +1307,8 @@ int main(int argc, char** argv) {
   config.run_seconds = absl::GetFlag(FLAGS_run_seconds) > 0 ? absl::GetFlag(FLAGS_run_seconds)
                                                            : (config.quick ? 0.3 : 3.0);
   config.channels = std::max(1, absl::GetFlag(FLAGS_channels));
+  config.subscriber_bdp_probe = absl::GetFlag(FLAGS_subscriber_bdp_probe);
+  config.client_deadlock_detection = absl::GetFlag(FLAGS_client_deadlock_detection);
   config.scenarios = absl::GetFlag(FLAGS_scenarios);
   std::set<std::string> scenarios;
   for (absl::string_view s : absl::StrSplit(config.scenarios, ',', absl::SkipWhitespace())) {

@@ -139,7 +139,10 @@ void PrintTable(std::ostream& out, const MachineInfo& machine, const RunConfig& 
       << machine.data_dir << " (" << machine.data_fs << ")\n"
       << "medians of " << config.repetitions << " repetitions of "
       << config.run_seconds << " s" << (config.quick ? " (--quick: tiny sizes)" : "")
-      << "; latencies in ms; 'x ceiling' = figure / no-op figure (see basis)\n\n";
+      << "; latencies in ms; 'x ceiling' = figure / no-op figure (see basis)\n"
+      << "subscribers: BDP probe " << (config.subscriber_bdp_probe ? "on" : "off")
+      << "; load generator: deadlock detection "
+      << (config.client_deadlock_detection ? "on" : "off") << "\n\n";
   const std::vector<std::pair<std::string, size_t>> columns = {
       {"scenario", 10}, {"case", 44},     {"rate", 14}, {"p50 ms", 8},
       {"p99 ms", 8},    {"x ceiling", 10}, {"basis", 22}, {"peak RSS MB", 12}};
@@ -181,6 +184,9 @@ std::string ToJson(const MachineInfo& machine, const RunConfig& config,
                   ", \"repetitions\": ", config.repetitions,
                   ", \"run_seconds\": ", JsonNumber(config.run_seconds),
                   ", \"channels\": ", config.channels,
+                  ", \"subscriber_bdp_probe\": ", config.subscriber_bdp_probe ? "true" : "false",
+                  ", \"client_deadlock_detection\": ",
+                  config.client_deadlock_detection ? "true" : "false",
                   ", \"scenarios\": ", JsonString(config.scenarios), "},\n");
   absl::StrAppend(&j, "  \"results\": [\n");
   for (size_t i = 0; i < rows.size(); ++i) {

@@ -63,6 +63,8 @@ struct RunConfig {
   double run_seconds = 3;
   std::string scenarios;
   int channels = 4;
+  bool subscriber_bdp_probe = false;       // --subscriber_bdp_probe
+  bool client_deadlock_detection = false;  // --client_deadlock_detection
 };
 
 void PrintTable(std::ostream& out, const MachineInfo& machine, const RunConfig& config,

@@ -9,10 +9,11 @@
 
 namespace air::bench {
 
-std::shared_ptr<grpc::Channel> NewDedicatedChannel(int port, int index) {
+std::shared_ptr<grpc::Channel> NewDedicatedChannel(int port, int index, bool bdp_probe) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt("air.bench.channel", index);  // distinct args: distinct channel
+  if (!bdp_probe) args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
                                    grpc::InsecureChannelCredentials(), args);
 }

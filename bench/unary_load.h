@@ -17,8 +17,10 @@
 namespace air::bench {
 
 // A channel to 127.0.0.1:port with a connection of its own (a local
-// subchannel pool, so channels never share a connection).
-std::shared_ptr<grpc::Channel> NewDedicatedChannel(int port, int index);
+// subchannel pool, so channels never share a connection). `bdp_probe` false
+// turns off HTTP/2 BDP probing (GRPC_ARG_HTTP2_BDP_PROBE), as
+// clients/README.md recommends for channels that only watch.
+std::shared_ptr<grpc::Channel> NewDedicatedChannel(int port, int index, bool bdp_probe = true);
 
 struct LoadResult {
   int64_t calls = 0;       // completed inside the measurement window

@@ -7,8 +7,8 @@
 
 namespace air::bench {
 
-WatchSubscriber::WatchSubscriber(int port, int index)
-    : channel_(NewDedicatedChannel(port, 1'000'000 + index)),
+WatchSubscriber::WatchSubscriber(int port, int index, bool bdp_probe)
+    : channel_(NewDedicatedChannel(port, 1'000'000 + index, bdp_probe)),
       stub_(v1::ActionService::NewStub(channel_)) {}
 
 // gRPC still uses this object until OnDone: cancel and wait for it.

@@ -24,7 +24,8 @@ class WatchSubscriber final
     : public grpc::ClientReadReactor<v1::WatchActionsResponse> {
  public:
   // Watches from the current head (after_sequence 0), no filter.
-  WatchSubscriber(int port, int index);
+  // `bdp_probe`: see NewDedicatedChannel.
+  WatchSubscriber(int port, int index, bool bdp_probe);
   ~WatchSubscriber() override;
 
   void Start();
