@@ -270,7 +270,8 @@ def main(argv=None):
     client = AirClient(lambda: connect(
         args.target, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
         key_file=args.key_file, server_name=args.server_name,
-        max_reconnect_backoff=args.max_backoff), token=token, timeout=args.timeout)
+        max_reconnect_backoff=args.max_backoff, bdp_probe=False),
+        token=token, timeout=args.timeout)
     if args.get_action is not None:
         try:
             print(client.get_action(args.get_action), flush=True)

@@ -8,7 +8,7 @@ from air_client.errors import AirError
 
 
 def connect(target, *, tls=False, ca_file=None, cert_file=None, key_file=None,
-            server_name=None, max_reconnect_backoff=10.0):
+            server_name=None, max_reconnect_backoff=10.0, bdp_probe=True):
     """Returns a channel to `target` (HOST:PORT).
 
     Plaintext unless `tls` (or any file) is given. `ca_file` verifies the
@@ -17,9 +17,14 @@ def connect(target, *, tls=False, ca_file=None, cert_file=None, key_file=None,
     against the server's certificate. `max_reconnect_backoff` (seconds) caps
     how long the channel waits between connection attempts once the server
     went away (gRPC's default grows to 120 s, and calls fail fast meanwhile).
+    `bdp_probe=False` turns off HTTP/2 BDP probing, which on a watch stream
+    costs the server a PING per event burst (see clients/README.md); keep it
+    for channels that page through large lists over long links.
     """
     options = [("grpc.initial_reconnect_backoff_ms", 100),
                ("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff * 1000))]
+    if not bdp_probe:
+        options.append(("grpc.http2.bdp_probe", 0))
     if not (tls or ca_file or cert_file or key_file):
         return grpc.insecure_channel(target, options=options)
 
