@@ -56,7 +56,9 @@ class ApiTest : public testing::ServerFixture {
     EXPECT_THAT(status, GrpcStatusIs(code));
     const auto details = DetailsOf(status);
     EXPECT_EQ(details.reason, reason) << status.error_message();
-    if (!field.empty()) EXPECT_EQ(details.bad_field, field);
+    if (!field.empty()) {
+      EXPECT_EQ(details.bad_field, field);
+    }
     for (const char* leak : {"SELECT", "INSERT", "sqlite", "/tmp", ".db"}) {
       EXPECT_FALSE(absl::StrContains(status.error_message(), leak)) << status.error_message();
     }

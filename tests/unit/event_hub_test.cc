@@ -25,6 +25,8 @@ class CountingSubscriber final : public EventHub::Subscriber {
     absl::MutexLock lock(mu_);
     return wakes_;
   }
+  // For conditions evaluated with the shared mutex held.
+  int wakes_unlocked() const { return wakes_; }
 
  private:
   absl::Mutex* const mu_;
@@ -62,6 +64,55 @@ TEST_P(EventHubTest, EveryShardWakesItsSubscribersOncePerPublish) {
   }
   for (const auto& subscriber : subscribers) EXPECT_EQ(subscriber->wakes(), 1);
   EXPECT_EQ(hub.head(), 1);
+}
+
+// Each notifier keeps its list of subscribers between publishes; a change
+// of membership must reach it before the next publish wakes anyone.
+TEST_P(EventHubTest, SubscribersAddedOrRemovedBetweenPublishesAreSeenByTheNext) {
+  EventHub hub(/*head=*/0, /*ring_capacity=*/16, absl::Hours(1),
+               /*notifier_threads=*/GetParam());
+  absl::Mutex mu;
+  int woken_total = 0;  // subscribers woken at least once
+  auto wait_until = [&](CountingSubscriber* subscriber, int wakes) {
+    absl::MutexLock lock(&mu);
+    struct Args {
+      CountingSubscriber* subscriber;
+      int wakes;
+    } args{subscriber, wakes};
+    return mu.AwaitWithTimeout(
+        absl::Condition(+[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return a->subscriber->wakes_unlocked() == a->wakes;
+        }, &args),
+        absl::Seconds(30));
+  };
+  std::vector<std::shared_ptr<CountingSubscriber>> first;
+  for (int i = 0; i < 100; ++i) {
+    first.push_back(std::make_shared<CountingSubscriber>(&mu, &woken_total));
+    ASSERT_TRUE(hub.Subscribe(first.back()).ok());
+  }
+  hub.Publish(std::vector<v1::Event>{EventWithSequence(1)});
+  for (const auto& subscriber : first) ASSERT_TRUE(wait_until(subscriber.get(), 1));
+
+  // Removing alone: the removed ones are not woken again.
+  for (size_t i = 0; i < first.size(); i += 2) hub.Unsubscribe(first[i].get());
+  EXPECT_EQ(hub.subscriber_count(), 50u);
+  hub.Publish(std::vector<v1::Event>{EventWithSequence(2)});
+  for (size_t i = 1; i < first.size(); i += 2) ASSERT_TRUE(wait_until(first[i].get(), 2));
+  for (size_t i = 0; i < first.size(); i += 2) EXPECT_EQ(first[i]->wakes(), 1) << i;
+
+  // Adding alone: the new ones are woken by the next publish.
+  std::vector<std::shared_ptr<CountingSubscriber>> added;
+  for (int i = 0; i < 30; ++i) {
+    added.push_back(std::make_shared<CountingSubscriber>(&mu, &woken_total));
+    ASSERT_TRUE(hub.Subscribe(added.back()).ok());
+  }
+  hub.Publish(std::vector<v1::Event>{EventWithSequence(3)});
+  for (const auto& subscriber : added) ASSERT_TRUE(wait_until(subscriber.get(), 1));
+  for (size_t i = 1; i < first.size(); i += 2) ASSERT_TRUE(wait_until(first[i].get(), 3));
+  for (size_t i = 0; i < first.size(); i += 2) EXPECT_EQ(first[i]->wakes(), 1) << i;
+
+  hub.Suspend(absl::UnavailableError("test"));
+  EXPECT_EQ(hub.subscriber_count(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(NotifierThreads, EventHubTest, ::testing::Values(1, 2, 3));
