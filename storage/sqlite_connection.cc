@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "domain/errors.h"
 #include "spdlog/spdlog.h"
+#include "storage/sqlite_process_config.h"
 
 namespace air::sqlite {
 
@@ -130,6 +131,7 @@ bool Statement::ColumnIsNull(int column) const {
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     const std::string& path, int flags, absl::Duration busy_timeout) {
+  ConfigureProcessOnce();
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX,
                                  nullptr);
