@@ -42,11 +42,14 @@ struct SqliteOptions {
   // Largest number of write functions committed together.
   int max_batch = 256;
   // WAL checkpoints run on a background thread with its own connection once
-  // the log holds this many pages (SQLite's own default threshold), so a
-  // commit never waits for the checkpoint's fsyncs (measured: 15-18 ms every
-  // ~250 decisions when the writer checkpointed itself). 0 = let the writer
-  // checkpoint as SQLite does by default.
-  int checkpoint_pages = 1000;
+  // the log holds this many pages, so a commit never waits for the
+  // checkpoint's fsyncs (measured: 15-18 ms every ~250 decisions when the
+  // writer checkpointed itself). 4,000 pages (16 MiB) rather than SQLite's
+  // 1,000: pages that many commits rewrite (index interiors, the newest
+  // leaves) are copied once per checkpoint, and the fsyncs come a quarter
+  // as often; approve at c=64 +6% (docs/benchmarks.md, session 7).
+  // 0 = let the writer checkpoint as SQLite does by default.
+  int checkpoint_pages = 4000;
   // If the log still grows past this many pages (the checkpointer cannot
   // keep up, or a long reader pins old frames), the writer checkpoints
   // itself after its commit, as SQLite would: a bound on the WAL's size.
