@@ -309,6 +309,24 @@ ServerMetrics::NewInterceptorFactory() {
 
 void ServerMetrics::RecordRpc(absl::string_view full_method, absl::string_view type, int code,
                               absl::Duration latency) {
+  const double seconds = absl::ToDoubleSeconds(latency);
+  const bool cacheable = code >= 0 && code < kStatusCodes;
+  if (cacheable) {
+    absl::MutexLock lock(&series_mu_);
+    auto it = rpc_series_.find(full_method);
+    if (it != rpc_series_.end() && it->second[code].handled != nullptr) {
+      it->second[code].handled->Increment();
+      it->second[code].handling_seconds->Observe(seconds);
+      return;
+    }
+  }
+  const RpcSeries series = AddRpcSeries(full_method, type, code);
+  series.handled->Increment();
+  series.handling_seconds->Observe(seconds);
+}
+
+ServerMetrics::RpcSeries ServerMetrics::AddRpcSeries(absl::string_view full_method,
+                                                     absl::string_view type, int code) {
   absl::string_view path = full_method;
   absl::ConsumePrefix(&path, "/");
   const size_t slash = path.find('/');
@@ -325,16 +343,33 @@ void ServerMetrics::RecordRpc(absl::string_view full_method, absl::string_view t
     }
   }
   const std::string code_name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-  handled_
-      ->Add({{"grpc_service", service},
-             {"grpc_method", method},
-             {"grpc_type", std::string(type)},
-             {"grpc_code", code_name}})
-      .Increment();
-  handling_seconds_
-      ->Add({{"grpc_service", service}, {"grpc_method", method}, {"grpc_code", code_name}},
-            LatencyBuckets())
-      .Observe(absl::ToDoubleSeconds(latency));
+  RpcSeries series;
+  series.handled = &handled_->Add({{"grpc_service", service},
+                                   {"grpc_method", method},
+                                   {"grpc_type", std::string(type)},
+                                   {"grpc_code", code_name}});
+  series.handling_seconds = &handling_seconds_->Add(
+      {{"grpc_service", service}, {"grpc_method", method}, {"grpc_code", code_name}},
+      LatencyBuckets());
+  if (service != "unknown" && code >= 0 && code < kStatusCodes) {
+    absl::MutexLock lock(&series_mu_);
+    rpc_series_[full_method][code] = series;
+  }
+  return series;
+}
+
+prometheus::Counter& ServerMetrics::DecisionCounter(int outcome, int source) {
+  absl::MutexLock lock(&series_mu_);
+  prometheus::Counter*& counter = decision_counters_[{outcome, source}];
+  if (counter == nullptr) {
+    counter = &decisions_->Add(
+        {{"outcome", Short(v1::Decision::Outcome_Name(
+                               static_cast<v1::Decision::Outcome>(outcome)),
+                           "OUTCOME_")},
+         {"source", Short(v1::Decision::Source_Name(static_cast<v1::Decision::Source>(source)),
+                          "SOURCE_")}});
+  }
+  return *counter;
 }
 
 void ServerMetrics::OnCommit(const std::vector<v1::Event>& events) {
@@ -346,10 +381,7 @@ void ServerMetrics::OnCommit(const std::vector<v1::Event>& events) {
       case v1::Event::TYPE_ACTION_APPROVED:
       case v1::Event::TYPE_ACTION_REJECTED: {
         const v1::Decision& decision = event.action().decision();
-        decisions_
-            ->Add({{"outcome", Short(v1::Decision::Outcome_Name(decision.outcome()), "OUTCOME_")},
-                   {"source", Short(v1::Decision::Source_Name(decision.source()), "SOURCE_")}})
-            .Increment();
+        DecisionCounter(decision.outcome(), decision.source()).Increment();
         break;
       }
       default:

@@ -17,11 +17,15 @@
 
 #include <grpcpp/support/server_interceptor.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "air/v1/event.pb.h"
 #include "domain/clock.h"
@@ -76,12 +80,32 @@ class ServerMetrics {
   std::shared_ptr<prometheus::Collectable> state_collector() const { return state_; }
 
  private:
+  // One method's series for one status code. Family::Add builds a label map
+  // and, for a histogram, a whole new histogram before it finds the existing
+  // one, so each RPC looks its series up here instead (once per method and
+  // code, then cached; the pointers stay valid for the registry's life).
+  struct RpcSeries {
+    prometheus::Counter* handled = nullptr;
+    prometheus::Histogram* handling_seconds = nullptr;
+  };
+  static constexpr int kStatusCodes = 17;  // OK .. UNAUTHENTICATED
+  RpcSeries AddRpcSeries(absl::string_view full_method, absl::string_view type,
+                         int code);
+  prometheus::Counter& DecisionCounter(int outcome, int source);
+
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> state_;
   prometheus::Family<prometheus::Counter>* handled_;
   prometheus::Family<prometheus::Histogram>* handling_seconds_;
   prometheus::Family<prometheus::Counter>* decisions_;
   prometheus::Counter* expired_;
+  absl::Mutex series_mu_;
+  // Keyed by full method name; only methods a registered service defines,
+  // so callers cannot grow it.
+  absl::flat_hash_map<std::string, std::array<RpcSeries, kStatusCodes>> rpc_series_
+      ABSL_GUARDED_BY(series_mu_);
+  absl::flat_hash_map<std::pair<int, int>, prometheus::Counter*> decision_counters_
+      ABSL_GUARDED_BY(series_mu_);
 };
 
 // The HTTP endpoint. Stops serving when destroyed.
