@@ -310,8 +310,7 @@ ServerMetrics::NewInterceptorFactory() {
 void ServerMetrics::RecordRpc(absl::string_view full_method, absl::string_view type, int code,
                               absl::Duration latency) {
   const double seconds = absl::ToDoubleSeconds(latency);
-  const bool cacheable = code >= 0 && code < kStatusCodes;
-  if (cacheable) {
+  if (HasStatusCodeSlot(code)) {
     absl::MutexLock lock(&series_mu_);
     auto it = rpc_series_.find(full_method);
     if (it != rpc_series_.end() && it->second[code].handled != nullptr) {
@@ -351,7 +350,7 @@ ServerMetrics::RpcSeries ServerMetrics::AddRpcSeries(absl::string_view full_meth
   series.handling_seconds = &handling_seconds_->Add(
       {{"grpc_service", service}, {"grpc_method", method}, {"grpc_code", code_name}},
       LatencyBuckets());
-  if (service != "unknown" && code >= 0 && code < kStatusCodes) {
+  if (service != "unknown" && HasStatusCodeSlot(code)) {
     absl::MutexLock lock(&series_mu_);
     rpc_series_[full_method][code] = series;
   }

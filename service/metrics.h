@@ -89,6 +89,7 @@ class ServerMetrics {
     prometheus::Histogram* handling_seconds = nullptr;
   };
   static constexpr int kStatusCodes = 17;  // OK .. UNAUTHENTICATED
+  static bool HasStatusCodeSlot(int code) { return code >= 0 && code < kStatusCodes; }
   RpcSeries AddRpcSeries(absl::string_view full_method, absl::string_view type,
                          int code);
   prometheus::Counter& DecisionCounter(int outcome, int source);
