@@ -13,11 +13,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -703,6 +706,48 @@ class Bench {
     return r;
   }
 
+  // The server's own account of its deliveries: aird_watch_send_lag_seconds,
+  // cumulative counts by upper bound in seconds (+Inf last).
+  using LagBuckets = std::vector<std::pair<double, double>>;
+  static LagBuckets SendLag(ServerProcess& server) {
+    LagBuckets buckets;
+    absl::StatusOr<std::string> reply = server.Command("send_lag");
+    if (!reply.ok()) return buckets;
+    for (absl::string_view pair : absl::StrSplit(*reply, ' ', absl::SkipEmpty())) {
+      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, ':');
+      double le = std::numeric_limits<double>::infinity();
+      double count = 0;
+      if (kv.first != "+Inf" && !absl::SimpleAtod(kv.first, &le)) continue;
+      if (!absl::SimpleAtod(kv.second, &count)) continue;
+      buckets.emplace_back(le, count);
+    }
+    return buckets;
+  }
+
+  // Of the sends the server counted between two snapshots: how many, the
+  // smallest bucket bound (ms) that holds 99% of them, and the share started
+  // within 50 ms. It times commit to the stream's hand-off to gRPC, so the
+  // transport and the subscribers' process (on these same 2 cores) are not
+  // in it: the server's own share of the fan-out latency.
+  struct ServerLag {
+    double deliveries = 0;
+    double p99_bound_ms = 0;  // inf if beyond the last bound
+    double within_50ms = 0;
+  };
+  static std::optional<ServerLag> LagBetween(const LagBuckets& before, const LagBuckets& after) {
+    if (after.empty() || before.size() != after.size()) return std::nullopt;
+    ServerLag lag;
+    lag.deliveries = after.back().second - before.back().second;
+    if (lag.deliveries <= 0) return std::nullopt;
+    lag.p99_bound_ms = std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < after.size(); ++i) {
+      const double share = (after[i].second - before[i].second) / lag.deliveries;
+      if (after[i].first <= 0.050) lag.within_50ms = share;
+      if (share >= 0.99 && std::isinf(lag.p99_bound_ms)) lag.p99_bound_ms = after[i].first * 1e3;
+    }
+    return lag;
+  }
+
   static std::vector<int64_t> CollectLatencies(
       const std::vector<std::unique_ptr<WatchSubscriber>>& subs) {
     std::vector<int64_t> all;
@@ -767,6 +812,7 @@ class Bench {
           {"steady", events, interval_us, &fanout_p99_},
           {"isolated", config_.quick ? 5 : 40, 500'000, &fanout_isolated_p99_}};
       for (const Variant& v : variants) {
+        const LagBuckets lag_before = SendLag(*server);
         peak.Begin();
         std::cerr << "air-bench: run fanout " << level << " " << v.label << std::endl;
         absl::StatusOr<StampResult> stamp = Stamp(
@@ -806,6 +852,27 @@ class Bench {
                                                   cpu * 1e6 / std::max(1.0, deliveries),
                                                   cpu / std::max(1e-9, stamp->seconds))
                                 : note;
+        // After the CPU reading (a scrape costs the server some).
+        std::optional<ServerLag> lag;
+        const absl::Time lag_deadline = absl::Now() + absl::Seconds(10);
+        do {
+          lag = LagBetween(lag_before, SendLag(*server));
+          if (lag && lag->deliveries >= deliveries) break;
+          absl::SleepFor(absl::Milliseconds(20));
+        } while (absl::Now() < lag_deadline);
+        if (lag) {
+          // -1: beyond the histogram's last bound (JSON has no infinity).
+          row.extra["server_send_p99_bound_ms"] =
+              std::isinf(lag->p99_bound_ms) ? -1 : lag->p99_bound_ms;
+          row.extra["server_sends_within_50ms"] = lag->within_50ms;
+          row.extra["server_sends_counted"] = lag->deliveries;
+          if (note.empty()) {
+            absl::StrAppend(&row.note, "; server sent 99% within ",
+                            std::isinf(lag->p99_bound_ms)
+                                ? std::string("more than 300 s")
+                                : absl::StrFormat("%g ms", lag->p99_bound_ms));
+          }
+        }
         (*v.p99)[level] = s.p99_ms;
         rows_.push_back(std::move(row));
       }

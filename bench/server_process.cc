@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "air/v1/action.pb.h"
@@ -33,6 +34,7 @@
 #include "noop.grpc.pb.h"
 #include "service/action_commands.h"
 #include "service/event_hub.h"
+#include "service/metrics.h"
 #include "service/server.h"
 #include "service/sync_monitor.h"
 #include "service/upstream_client.h"
@@ -475,6 +477,22 @@ absl::StatusOr<std::string> Decide(AirServer& server, const std::string& prefix,
   return absl::StrCat(static_cast<double>(WallNanos() - begin) / 1e9);
 }
 
+// The server's aird_watch_send_lag_seconds histogram, as it scrapes:
+// "LE:COUNT" pairs (cumulative, seconds; +Inf last) separated by spaces.
+std::string SendLagBuckets(AirServer& server) {
+  constexpr absl::string_view kPrefix = "aird_watch_send_lag_seconds_bucket{le=\"";
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(server.metrics().Render(), '\n')) {
+    if (!absl::ConsumePrefix(&line, kPrefix)) continue;
+    const size_t quote = line.find('"');
+    const size_t space = line.rfind(' ');
+    if (quote == absl::string_view::npos || space == absl::string_view::npos) continue;
+    absl::StrAppend(&out, out.empty() ? "" : " ", line.substr(0, quote), ":",
+                    line.substr(space + 1));
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::string>& w) {
   auto arg = [&](size_t i) -> int64_t {
     int64_t v = 0;
@@ -484,6 +502,7 @@ absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::st
   if (w.empty()) return absl::InvalidArgumentError("empty command");
   if (server == nullptr) return absl::FailedPreconditionError("not an aird server");
   if (w[0] == "head") return absl::StrCat(server->hub().head());
+  if (w[0] == "send_lag") return SendLagBuckets(*server);
   if (w[0] == "propose" && w.size() == 4 && arg(2) >= 0 && arg(3) > 0) {
     return Propose(*server, w[1], arg(2), arg(3));
   }

@@ -310,7 +310,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ActionServiceImpl::WatchActions(
                                    "the request is not a valid WatchActionsRequest",
                                    "INVALID_REQUEST"));
   }
-  return StartWatch(context, request, repository_, hub_, watch_limits_);
+  return StartWatch(context, request, repository_, hub_, watch_limits_, on_watch_send_);
 }
 
 }  // namespace air

@@ -38,9 +38,15 @@ class ActionServiceImpl final
     : public v1::ActionService::WithRawCallbackMethod_WatchActions<
           v1::ActionService::CallbackService> {
  public:
+  // `on_watch_send` (may be empty) hears of every event a watch stream
+  // starts writing (see WatchSendObserver).
   ActionServiceImpl(Repository& repository, EventHub& hub, const AccessControl& access,
-                    WatchLimits watch_limits)
-      : repository_(repository), hub_(hub), access_(access), watch_limits_(watch_limits) {}
+                    WatchLimits watch_limits, WatchSendObserver on_watch_send = {})
+      : repository_(repository),
+        hub_(hub),
+        access_(access),
+        watch_limits_(watch_limits),
+        on_watch_send_(std::move(on_watch_send)) {}
 
   grpc::ServerUnaryReactor* GetAction(grpc::CallbackServerContext* context,
                                       const v1::GetActionRequest* request,
@@ -65,6 +71,7 @@ class ActionServiceImpl final
   EventHub& hub_;
   const AccessControl& access_;
   const WatchLimits watch_limits_;
+  const WatchSendObserver on_watch_send_;
 };
 
 }  // namespace air

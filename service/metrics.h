@@ -7,6 +7,8 @@
 //    (grpc_server_handled_total, grpc_server_handling_seconds);
 //  * the commit observer counts committed decisions and expiries from the
 //    events of each commit (aird_decisions_total, aird_actions_expired_total);
+//  * watch streams report each event they start sending, timed from the
+//    event's commit (aird_watch_send_lag_seconds);
 //  * gauges that need a query or a look at shared state are computed when
 //    Prometheus scrapes: pending actions by type, the oldest pending
 //    action's age, watch subscribers, sync lag and the decision-outbox
@@ -73,6 +75,10 @@ class ServerMetrics {
   // From the commit observer (writer thread): counts decisions and expiries.
   void OnCommit(const std::vector<v1::Event>& events);
 
+  // From a watch stream: it is handing an event committed at `commit_time`
+  // to gRPC. Observes the lag on the sources' clock, which stamps commits.
+  void RecordWatchSend(absl::Time commit_time);
+
   // Everything in Prometheus text format, as the endpoint serves it.
   std::string Render() const;
 
@@ -100,6 +106,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>* handling_seconds_;
   prometheus::Family<prometheus::Counter>* decisions_;
   prometheus::Counter* expired_;
+  const Clock* const clock_;
+  prometheus::Histogram* watch_send_lag_;
   absl::Mutex series_mu_;
   // Keyed by full method name; only methods a registered service defines,
   // so callers cannot grow it.

@@ -240,7 +240,8 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
   parts->investigation_service =
       std::make_unique<InvestigationServiceImpl>(*parts->repository, *parts->access);
   parts->action_service = std::make_unique<ActionServiceImpl>(
-      *parts->repository, *parts->hub, *parts->access, options.watch_limits);
+      *parts->repository, *parts->hub, *parts->access, options.watch_limits,
+      [metrics](absl::Time commit_time) { metrics->RecordWatchSend(commit_time); });
   parts->operations_service =
       std::make_unique<OperationsServiceImpl>(options.db_path, *parts->access);
   parts->console_service =

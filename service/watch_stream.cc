@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "domain/errors.h"
 #include "domain/filter.h"
+#include "domain/lifecycle.h"
 #include "domain/status_macros.h"
 #include "service/grpc_status.h"
 
@@ -38,6 +39,13 @@ bool MatchesFilter(const ActionFilter& filter, const v1::Event& event) {
   return false;
 }
 
+// A message waiting to be written. `commit_time` is set for an event: the
+// send-lag metric times the start of the event's write from it.
+struct Outgoing {
+  grpc::ByteBuffer bytes;
+  std::optional<absl::Time> commit_time;
+};
+
 // The stream's state, shared between the gRPC reactor and the hub. Only the
 // current "owner" (the thread that set busy_) touches the reactor, and it
 // calls Finish as its last act, so the reactor outlives every use.
@@ -45,20 +53,23 @@ class WatchCore final : public EventHub::Subscriber {
  public:
   WatchCore(Reactor* reactor, Repository& repository, EventHub& hub,
             ActionFilter filter, int64_t cursor, absl::Duration heartbeat,
-            const WatchLimits& limits)
+            const WatchLimits& limits, WatchSendObserver on_send)
       : reactor_(reactor),
         repository_(repository),
         hub_(hub),
         filter_(std::move(filter)),
         heartbeat_(heartbeat),
         limits_(limits),
+        on_send_(std::move(on_send)),
         cursor_(cursor),
         last_send_(absl::Now()) {}
 
   // Queues messages to send before any event (the initial snapshot).
   void Preload(std::deque<grpc::ByteBuffer> messages) {
     absl::MutexLock lock(&mu_);
-    queue_ = std::move(messages);
+    for (grpc::ByteBuffer& message : messages) {
+      queue_.push_back(Outgoing{std::move(message), std::nullopt});
+    }
   }
 
   // Ends the stream with `status` as soon as the owner can.
@@ -114,6 +125,7 @@ class WatchCore final : public EventHub::Subscriber {
     while (true) {
       std::optional<absl::Status> close;
       bool send = false;
+      std::optional<absl::Time> commit_time;  // of the event being sent
       int64_t cursor = 0;
       {
         absl::MutexLock lock(&mu_);
@@ -122,7 +134,8 @@ class WatchCore final : public EventHub::Subscriber {
           close = *close_status_;
           finished_ = true;
         } else if (!queue_.empty()) {
-          current_ = std::move(queue_.front());
+          current_ = std::move(queue_.front().bytes);
+          commit_time = queue_.front().commit_time;
           queue_.pop_front();
           last_send_ = absl::Now();
           send = true;
@@ -135,11 +148,12 @@ class WatchCore final : public EventHub::Subscriber {
         return;  // busy_ stays set: nobody touches the reactor again
       }
       if (send) {
+        if (commit_time && on_send_) on_send_(*commit_time);
         reactor_->StartWrite(&current_);
         return;  // WriteDone continues as the owner
       }
 
-      std::deque<grpc::ByteBuffer> fetched;
+      std::deque<Outgoing> fetched;
       int64_t new_cursor = cursor;
       absl::Status status = Fetch(cursor, &new_cursor, &fetched);
       absl::MutexLock lock(&mu_);
@@ -155,7 +169,7 @@ class WatchCore final : public EventHub::Subscriber {
         bookmark_due_ = false;
         v1::WatchActionsResponse bookmark;
         bookmark.mutable_bookmark()->set_sequence(cursor_);
-        queue_.push_back(Serialized(bookmark));
+        queue_.push_back(Outgoing{Serialized(bookmark), std::nullopt});
         continue;
       }
       busy_ = false;  // idle until the hub wakes us
@@ -166,12 +180,15 @@ class WatchCore final : public EventHub::Subscriber {
   // Reads the next batch after `cursor`: filtered messages into `out` and the
   // last sequence examined into `new_cursor`.
   absl::Status Fetch(int64_t cursor, int64_t* new_cursor,
-                     std::deque<grpc::ByteBuffer>* out) {
+                     std::deque<Outgoing>* out) {
     std::vector<std::shared_ptr<const PublishedEvent>> recent;
     if (hub_.ReadRecent(cursor, limits_.batch_size, &recent)) {
       for (const auto& published : recent) {
         *new_cursor = published->sequence();
-        if (MatchesFilter(filter_, published->event())) out->push_back(Serialized(*published));
+        if (MatchesFilter(filter_, published->event())) {
+          out->push_back(Outgoing{Serialized(*published),
+                                  ToAbslTime(published->event().commit_time())});
+        }
       }
       return absl::OkStatus();
     }
@@ -189,7 +206,7 @@ class WatchCore final : public EventHub::Subscriber {
       *new_cursor = event.sequence();
       if (!MatchesFilter(filter_, event)) continue;
       grpc::Slice wire = PublishedEvent::SerializeResponse(event);
-      out->push_back(grpc::ByteBuffer(&wire, 1));
+      out->push_back(Outgoing{grpc::ByteBuffer(&wire, 1), ToAbslTime(event.commit_time())});
     }
     return absl::OkStatus();
   }
@@ -200,13 +217,14 @@ class WatchCore final : public EventHub::Subscriber {
   const ActionFilter filter_;
   const absl::Duration heartbeat_;
   const WatchLimits limits_;
+  const WatchSendObserver on_send_;
 
   // Written only by the owner, read by gRPC until the write completes.
   grpc::ByteBuffer current_;
 
   absl::Mutex mu_;
   int64_t cursor_ ABSL_GUARDED_BY(mu_);
-  std::deque<grpc::ByteBuffer> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
   bool busy_ ABSL_GUARDED_BY(mu_) = false;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -217,7 +235,8 @@ class WatchCore final : public EventHub::Subscriber {
 
 class WatchReactor final : public Reactor {
  public:
-  WatchReactor(EventHub& hub) : hub_(hub) {}
+  WatchReactor(EventHub& hub, WatchSendObserver on_send)
+      : hub_(hub), on_send_(std::move(on_send)) {}
 
   // Validates and starts; on error the stream finishes at once.
   void Start(const v1::WatchActionsRequest& request, Repository& repository,
@@ -312,13 +331,14 @@ class WatchReactor final : public Reactor {
       }
     }
     core_ = std::make_shared<WatchCore>(this, repository, hub_, std::move(filter),
-                                        cursor, heartbeat, limits);
+                                        cursor, heartbeat, limits, on_send_);
     core_->Preload(std::move(preload));
     AIR_RETURN_IF_ERROR(hub_.Subscribe(core_));
     return absl::OkStatus();
   }
 
   EventHub& hub_;
+  const WatchSendObserver on_send_;
   std::shared_ptr<WatchCore> core_;
 };
 
@@ -326,8 +346,9 @@ class WatchReactor final : public Reactor {
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* StartWatch(
     grpc::CallbackServerContext* /*context*/, const v1::WatchActionsRequest& request,
-    Repository& repository, EventHub& hub, const WatchLimits& limits) {
-  auto* reactor = new WatchReactor(hub);
+    Repository& repository, EventHub& hub, const WatchLimits& limits,
+    const WatchSendObserver& on_send) {
+  auto* reactor = new WatchReactor(hub, on_send);
   reactor->Start(request, repository, limits);
   return reactor;
 }

@@ -13,10 +13,13 @@
 #ifndef AIR_SERVICE_WATCH_STREAM_H_
 #define AIR_SERVICE_WATCH_STREAM_H_
 
+#include <functional>
+
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
+#include "absl/time/time.h"
 #include "air/v1/action_service.pb.h"
 #include "service/event_hub.h"
 #include "storage/repository.h"
@@ -34,11 +37,17 @@ struct WatchLimits {
   absl::Duration max_heartbeat = absl::Minutes(10);
 };
 
+// Told each time a stream starts writing an event (hands it to gRPC), with
+// the event's commit time: the send-lag metric. Called on the hub's
+// notifier threads and gRPC's; must not block.
+using WatchSendObserver = std::function<void(absl::Time commit_time)>;
+
 // Starts a watch. The returned reactor deletes itself when the RPC is done.
-// Writes serialized WatchActionsResponse messages.
+// Writes serialized WatchActionsResponse messages. `on_send` may be empty.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* StartWatch(
     grpc::CallbackServerContext* context, const v1::WatchActionsRequest& request,
-    Repository& repository, EventHub& hub, const WatchLimits& limits);
+    Repository& repository, EventHub& hub, const WatchLimits& limits,
+    const WatchSendObserver& on_send);
 
 // A watch that ends at once with `status` (e.g. refused access).
 grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedWatch(

@@ -219,6 +219,46 @@ TEST_F(MetricsTest, ScrapeAfterAScriptedFlow) {
   (void)stream->Finish();
 }
 
+// Each event a stream sends is timed from its commit, on the server's
+// clock: to a subscriber that resumes 3 s after a decision, it goes 3 s
+// late, in the 5 s bucket and not the 1 s one.
+TEST_F(MetricsTest, WatchSendsAreTimedFromTheirCommit) {
+  const int64_t head_before = server_->hub().head();
+  v1::ApproveActionRequest approve;
+  approve.set_id("act-1001-1");
+  v1::ApproveActionResponse approved;
+  ASSERT_TRUE(actions_->ApproveAction(Context().get(), approve, &approved).ok());
+  const int64_t events = server_->hub().head() - head_before;
+  ASSERT_GT(events, 0);
+
+  clock_.Advance(absl::Seconds(3));
+  grpc::ClientContext watch_context;
+  v1::WatchActionsRequest watch;
+  watch.set_after_sequence(head_before);
+  auto stream = actions_->WatchActions(&watch_context, watch);
+  v1::WatchActionsResponse response;
+  for (int64_t i = 0; i < events; ++i) {
+    ASSERT_TRUE(stream->Read(&response));
+    ASSERT_TRUE(response.has_event());
+  }
+
+  // Each send is counted before its write starts, so before the client
+  // could read it.
+  const std::vector<Sample> samples =
+      ParseMetrics(HttpGet(server_->metrics_port(), "/metrics"));
+  EXPECT_EQ(Value(samples, "aird_watch_send_lag_seconds_count"),
+            static_cast<double>(events));
+  EXPECT_EQ(Value(samples, "aird_watch_send_lag_seconds_sum"), 3.0 * events);
+  EXPECT_EQ(Value(samples, "aird_watch_send_lag_seconds_bucket", {{"le", "1"}}), 0.0);
+  EXPECT_EQ(Value(samples, "aird_watch_send_lag_seconds_bucket", {{"le", "5"}}),
+            static_cast<double>(events));
+
+  watch_context.TryCancel();
+  while (stream->Read(&response)) {
+  }
+  (void)stream->Finish();
+}
+
 TEST_F(MetricsTest, UnknownMethodsDoNotGrowTheLabelSet) {
   grpc::GenericStub stub(channel_);
   grpc::ClientContext context;
