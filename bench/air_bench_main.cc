@@ -67,6 +67,9 @@ ABSL_FLAG(int, lag_rate, 10000, "actions per second written during the lag scena
 ABSL_FLAG(std::string, fanout_levels, "",
           "subscriber counts for fan-out (default 1,100,1000, or 1,10,100 with --quick)");
 ABSL_FLAG(bool, lag, true, "run the lag scenario after fan-out");
+ABSL_FLAG(bool, fanout_ceiling, true,
+          "measure the same fan-out against a bare WatchActions (no service behind it) "
+          "first, and give aird's fan-out rows as ratios to it");
 ABSL_FLAG(std::string, concurrencies, "1,16,64",
           "concurrencies of the ceiling and decisions runs (targets need 16 and 64)");
 ABSL_FLAG(std::string, decision_modes, "normal,full",
@@ -758,12 +761,117 @@ class Bench {
     return all;
   }
 
+  // The two fan-out rates. Steady: events at --fanout_rate. Isolated: 2
+  // events/s, so each event's deliveries finish before the next commit.
+  struct FanoutVariant {
+    std::string label;
+    int events;
+    int64_t interval_us;
+  };
+  std::vector<FanoutVariant> FanoutVariants() const {
+    const int events = absl::GetFlag(FLAGS_fanout_events) > 0
+                           ? absl::GetFlag(FLAGS_fanout_events)
+                           : (config_.quick ? 20 : 400);
+    return {{"steady", events, 1'000'000 / std::max(1, absl::GetFlag(FLAGS_fanout_rate))},
+            {"isolated", config_.quick ? 5 : 40, 500'000}};
+  }
+
+  static std::string FanoutCase(int level, const FanoutVariant& v) {
+    return absl::StrCat(level, level == 1 ? " subscriber" : " subscribers", ", ", v.label,
+                        " ", 1'000'000 / v.interval_us, " events/s");
+  }
+
+  // Adds subscribers to `subs` until there are `level`, and warms them all.
+  bool GrowSubscribers(ServerProcess& server,
+                       std::vector<std::unique_ptr<WatchSubscriber>>& subs, int level,
+                       const std::string& prefix) {
+    while (static_cast<int>(subs.size()) < level) {
+      subs.push_back(NewSubscriber(server.port(), static_cast<int>(subs.size())));
+      subs.back()->Start();
+    }
+    return WarmSubscribers(server, subs, prefix);
+  }
+
+  // One fan-out measurement: the variant's stamped actions, one per commit
+  // (or publish), and every subscriber's commit-to-receipt latencies.
+  struct FanoutRun {
+    StampResult stamp;
+    LatencySummary latency;
+    std::string note;  // empty, or why the figures are incomplete
+  };
+  std::optional<FanoutRun> MeasureFanout(ServerProcess& server,
+                                         const std::vector<std::unique_ptr<WatchSubscriber>>& subs,
+                                         const std::string& prefix, const FanoutVariant& v) {
+    absl::StatusOr<StampResult> stamp = Stamp(server, prefix, v.events, 1, v.interval_us);
+    if (!stamp.ok()) {
+      Error(stamp.status().ToString());
+      return std::nullopt;
+    }
+    FanoutRun run;
+    run.stamp = *stamp;
+    if (!WaitForSequence(subs, stamp->last, absl::Seconds(120))) {
+      run.note = "some subscribers had not received every event 120 s after the last commit";
+      Error(absl::StrCat("fan-out ", prefix, ": ", run.note));
+    }
+    run.latency = Summarize(CollectLatencies(subs));
+    return run;
+  }
+
+  // 3a. The fan-out ceiling: the same subscribers, levels and rates against
+  // the bare WatchActions of a no-op child (bench/bare_watch.h), which
+  // publishes each event straight to its streams: what gRPC and these two
+  // cores cost before aird does anything.
+  void FanoutCeiling(const std::vector<int>& levels) {
+    auto server = SpawnServer(ServerKind::kNoop, "fanout-ceiling");
+    if (!server) return;
+    PeakTracker peak{server.get()};
+    std::vector<std::unique_ptr<WatchSubscriber>> subs;
+    for (int level : levels) {
+      if (!GrowSubscribers(*server, subs, level, absl::StrCat("cw", level))) return;
+      for (const FanoutVariant& v : FanoutVariants()) {
+        peak.Begin();
+        std::cerr << "air-bench: run fanout ceiling " << level << " " << v.label << std::endl;
+        std::optional<FanoutRun> run =
+            MeasureFanout(*server, subs, absl::StrCat("c", level, v.label.substr(0, 1)), v);
+        if (!run) return;
+        ResultRow row;
+        row.scenario = "ceiling";
+        row.name = absl::StrCat("bare gRPC stream, ", FanoutCase(level, v));
+        row.rate = static_cast<double>(run->stamp.events) / run->stamp.seconds;
+        row.rate_unit = "events/s";
+        row.p50_ms = run->latency.p50_ms;
+        row.p99_ms = run->latency.p99_ms;
+        row.max_ms = run->latency.max_ms;
+        row.ratio = 1.0;
+        row.ratio_basis = "itself";
+        row.samples = run->latency.samples;
+        row.repetitions = 1;
+        const double deliveries = static_cast<double>(level) * v.events;
+        row.extra["expected_samples"] = deliveries;
+        row.peak_rss_mb = peak.End();
+        const double cpu = peak.TakeCpu();
+        row.extra["server_cpu_us_per_delivery"] = cpu * 1e6 / std::max(1.0, deliveries);
+        row.note = run->note.empty()
+                       ? absl::StrFormat(
+                             "WatchActions with nothing behind it; server %.1f us CPU per "
+                             "delivery",
+                             cpu * 1e6 / std::max(1.0, deliveries))
+                       : run->note;
+        if (run->note.empty()) fanout_ceiling_p99_[{v.label, level}] = run->latency.p99_ms;
+        rows_.push_back(std::move(row));
+      }
+    }
+    int64_t gaps = 0;
+    for (auto& sub : subs) {
+      gaps += sub->gaps();
+      sub->CancelAndWait();
+    }
+    if (gaps > 0) Error(absl::StrCat("fan-out ceiling: ", gaps, " sequence gaps seen"));
+  }
+
   // 3. Commit-to-receipt latency with 1/100/1000 subscribers, idle RSS, and
   // the lag scenario.
   void Fanout() {
-    auto server = SpawnServer(ServerKind::kAir, "fanout");
-    if (!server) return;
-    PeakTracker peak{server.get()};
     std::vector<int> levels =
         config_.quick ? std::vector<int>{1, 10, 100} : std::vector<int>{1, 100, 1000};
     if (const std::string flag = absl::GetFlag(FLAGS_fanout_levels); !flag.empty()) {
@@ -775,18 +883,17 @@ class Bench {
       std::sort(levels.begin(), levels.end());
       if (levels.empty()) levels.push_back(1);
     }
-    const int events = absl::GetFlag(FLAGS_fanout_events) > 0
-                           ? absl::GetFlag(FLAGS_fanout_events)
-                           : (config_.quick ? 20 : 400);
-    const int64_t interval_us = 1'000'000 / std::max(1, absl::GetFlag(FLAGS_fanout_rate));
+    if (absl::GetFlag(FLAGS_fanout_ceiling)) {
+      // The smoke run (--quick) proves the ceiling at its largest level only.
+      FanoutCeiling(config_.quick ? std::vector<int>{levels.back()} : levels);
+    }
+    auto server = SpawnServer(ServerKind::kAir, "fanout");
+    if (!server) return;
+    PeakTracker peak{server.get()};
     std::vector<std::unique_ptr<WatchSubscriber>> subs;
     int64_t gaps = 0;
     for (int level : levels) {
-      while (static_cast<int>(subs.size()) < level) {
-        subs.push_back(NewSubscriber(server->port(), static_cast<int>(subs.size())));
-        subs.back()->Start();
-      }
-      if (!WarmSubscribers(*server, subs, absl::StrCat("w", level))) return;
+      if (!GrowSubscribers(*server, subs, level, absl::StrCat("w", level))) return;
       if (level == levels.back()) {
         absl::SleepFor(config_.quick ? absl::Milliseconds(500) : absl::Seconds(3));
         const ProcessMemory idle = server->Memory();
@@ -800,43 +907,30 @@ class Bench {
         idle_rss_mb_[level] = Mb(idle.rss_kb);
         rows_.push_back(std::move(row));
       }
-      // Steady: events at --fanout_rate. Isolated: 2 events/s, so each
-      // event's deliveries finish before the next commit.
-      struct Variant {
-        const char* label;
-        int events;
-        int64_t interval_us;
-        std::map<int, double>* p99;
-      };
-      const Variant variants[] = {
-          {"steady", events, interval_us, &fanout_p99_},
-          {"isolated", config_.quick ? 5 : 40, 500'000, &fanout_isolated_p99_}};
-      for (const Variant& v : variants) {
+      for (const FanoutVariant& v : FanoutVariants()) {
         const LagBuckets lag_before = SendLag(*server);
         peak.Begin();
         std::cerr << "air-bench: run fanout " << level << " " << v.label << std::endl;
-        absl::StatusOr<StampResult> stamp = Stamp(
-            *server, absl::StrCat("f", level, std::string(1, v.label[0])), v.events, 1, v.interval_us);
-        if (!stamp.ok()) {
-          Error(stamp.status().ToString());
-          return;
-        }
-        std::string note;
-        if (!WaitForSequence(subs, stamp->last, absl::Seconds(120))) {
-          note = "some subscribers had not received every event 120 s after the last commit";
-          Error(absl::StrCat("fan-out ", level, ": ", note));
-        }
-        LatencySummary s = Summarize(CollectLatencies(subs));
+        std::optional<FanoutRun> run =
+            MeasureFanout(*server, subs, absl::StrCat("f", level, v.label.substr(0, 1)), v);
+        if (!run) return;
+        const std::string& note = run->note;
+        const LatencySummary& s = run->latency;
+        const StampResult* stamp = &run->stamp;
         ResultRow row;
         row.scenario = "fanout";
-        row.name = absl::StrCat(level, level == 1 ? " subscriber" : " subscribers", ", ",
-                                v.label, " ", 1'000'000 / v.interval_us, " events/s");
+        row.name = FanoutCase(level, v);
         row.rate = static_cast<double>(stamp->events) / stamp->seconds;
         row.rate_unit = "events/s";
         row.p50_ms = s.p50_ms;
         row.p99_ms = s.p99_ms;
         row.max_ms = s.max_ms;
-        if (ceiling_p99_.count(1)) {
+        if (auto bare = fanout_ceiling_p99_.find({v.label, level});
+            bare != fanout_ceiling_p99_.end()) {
+          row.ratio = s.p99_ms / bare->second;
+          row.ratio_basis = "bare gRPC stream p99, same subscribers and rate";
+          row.extra["bare_grpc_p99_ms"] = bare->second;
+        } else if (ceiling_p99_.count(1)) {
           row.ratio = s.p99_ms / ceiling_p99_[1];
           row.ratio_basis = "no-op c=1 p99 latency";
         }
@@ -873,7 +967,7 @@ class Bench {
                                 : absl::StrFormat("%g ms", lag->p99_bound_ms));
           }
         }
-        (*v.p99)[level] = s.p99_ms;
+        (v.label == "steady" ? fanout_p99_ : fanout_isolated_p99_)[level] = s.p99_ms;
         rows_.push_back(std::move(row));
       }
     }
@@ -1222,6 +1316,8 @@ class Bench {
   Clients ceiling_clients_;
   std::map<int, double> ceiling_rate_, ceiling_p50_, ceiling_p99_, ceiling_cpu_us_;
   std::map<int, double> fanout_p99_, fanout_isolated_p99_, idle_rss_mb_;
+  // p99 of the bare WatchActions (FanoutCeiling), by variant label and level.
+  std::map<std::pair<std::string, int>, double> fanout_ceiling_p99_;
   std::map<int64_t, double> list_p99_;
   std::optional<double> ingest_rate_, repository_ingest_rate_;
   bool lag_measured_ = false;
@@ -1272,9 +1368,16 @@ std::vector<TargetResult> Bench::Targets() const {
     auto it = p99.find(level);
     std::optional<double> v;
     if (it != p99.end()) v = it->second;
+    std::string measured = v ? absl::StrFormat("p99 %.2f ms", *v) : "";
+    const std::string variant = absl::StartsWith(label, "steady") ? "steady" : "isolated";
+    if (auto bare = fanout_ceiling_p99_.find({variant, level});
+        v && bare != fanout_ceiling_p99_.end()) {
+      absl::StrAppend(&measured, absl::StrFormat(" (bare gRPC stream %.2f ms, %.2fx)",
+                                                 bare->second, *v / bare->second));
+    }
     add(absl::StrFormat("fan-out p99 < %.0f ms, %d subscriber%s (%s)", limit, level,
                         level == 1 ? "" : "s", label),
-        v, limit, false, v ? absl::StrFormat("p99 %.2f ms", *v) : "");
+        v, limit, false, measured);
   };
   const std::string steady =
       absl::StrCat("steady ", absl::GetFlag(FLAGS_fanout_rate), " events/s");

@@ -20,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -28,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "air/v1/action.pb.h"
 #include "air/v1/investigation.pb.h"
+#include "bench/bare_watch.h"
 #include "bench/bench_stats.h"
 #include "domain/lifecycle.h"
 #include "domain/status_macros.h"
@@ -207,14 +209,17 @@ class NoopServiceImpl final : public NoopService::CallbackService {
 };
 
 // A server with exactly the ServerBuilder settings of service/server.cc
-// (AirServer::Start), taking their values from ServerOptions' defaults.
-std::unique_ptr<grpc::Server> StartNoopServer(NoopServiceImpl* service, int* port) {
+// (AirServer::Start), taking their values from ServerOptions' defaults; it
+// also serves the bare WatchActions of the fan-out ceiling.
+std::unique_ptr<grpc::Server> StartNoopServer(NoopServiceImpl* service,
+                                              BareWatchService* watch, int* port) {
   const ServerOptions defaults;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
   builder.RegisterService(service);
+  builder.RegisterService(watch);
   builder.SetMaxReceiveMessageSize(defaults.max_receive_message_bytes);
   builder.AddChannelArgument(
       GRPC_ARG_KEEPALIVE_TIME_MS,
@@ -284,6 +289,23 @@ absl::StatusOr<std::string> Propose(AirServer& server, const std::string& prefix
   return absl::StrCat(seconds, " ", server.hub().head() - head);
 }
 
+// Runs publish(first, n) for `count` items, `batch` at a time, one batch
+// every `interval_us` from the start (0: back to back). Returns the seconds
+// it took.
+absl::StatusOr<double> Paced(int64_t count, int64_t batch, int64_t interval_us,
+                             absl::FunctionRef<absl::Status(int64_t, int64_t)> publish) {
+  const absl::Time start = absl::Now();
+  for (int64_t first = 0, b = 0; first < count; first += batch, ++b) {
+    if (interval_us > 0) {
+      const absl::Time due = start + absl::Microseconds(interval_us * b);
+      const absl::Duration wait = due - absl::Now();
+      if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    }
+    AIR_RETURN_IF_ERROR(publish(first, std::min(batch, count - first)));
+  }
+  return absl::ToDoubleSeconds(absl::Now() - start);
+}
+
 absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
                                   int64_t count, int64_t batch, int64_t interval_us) {
   const std::string investigation_id = absl::StrCat(prefix, "-inv");
@@ -298,29 +320,50 @@ absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
         .status();
   }));
   const int64_t head = server.hub().head();
-  const absl::Time start = absl::Now();
-  for (int64_t first = 0, b = 0; first < count; first += batch, ++b) {
-    if (interval_us > 0) {
-      const absl::Time due = start + absl::Microseconds(interval_us * b);
-      const absl::Duration wait = due - absl::Now();
-      if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
-    }
-    const int64_t n = std::min(batch, count - first);
-    AIR_RETURN_IF_ERROR(server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
-      for (int64_t i = first; i < first + n; ++i) {
-        AIR_RETURN_IF_ERROR(
-            ProposeActionTx(tx,
-                            NewAction(absl::StrCat(prefix, "-", i), investigation_id,
-                                      static_cast<uint64_t>(i),
-                                      absl::StrCat("t=", WallNanos())),
-                            kDefaultActionTtl)
-                .status());
-      }
-      return absl::OkStatus();
-    }));
-  }
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  AIR_ASSIGN_OR_RETURN(
+      const double seconds,
+      Paced(count, batch, interval_us, [&](int64_t first, int64_t n) {
+        return server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
+          for (int64_t i = first; i < first + n; ++i) {
+            AIR_RETURN_IF_ERROR(
+                ProposeActionTx(tx,
+                                NewAction(absl::StrCat(prefix, "-", i), investigation_id,
+                                          static_cast<uint64_t>(i),
+                                          absl::StrCat("t=", WallNanos())),
+                                kDefaultActionTtl)
+                    .status());
+          }
+          return absl::OkStatus();
+        });
+      }));
   const int64_t last = server.hub().head();
+  return absl::StrCat(seconds, " ", last - head, " ", head + 1, " ", last);
+}
+
+// "stamp" on the no-op child: the same actions, as TYPE_ACTION_CREATED
+// events published straight to the bare WatchActions streams (nothing is
+// stored), each stamped just before its publish.
+absl::StatusOr<std::string> BareStamp(BareWatchService& watch, const std::string& prefix,
+                                      int64_t count, int64_t batch, int64_t interval_us) {
+  const std::string investigation_id = absl::StrCat(prefix, "-inv");
+  const int64_t head = watch.head();
+  AIR_ASSIGN_OR_RETURN(
+      const double seconds,
+      Paced(count, batch, interval_us, [&](int64_t first, int64_t n) {
+        for (int64_t i = first; i < first + n; ++i) {
+          v1::Event event;
+          event.set_type(v1::Event::TYPE_ACTION_CREATED);
+          v1::Action* action = event.mutable_action();
+          *action = NewAction(absl::StrCat(prefix, "-", i), investigation_id,
+                              static_cast<uint64_t>(i), absl::StrCat("t=", WallNanos()));
+          const absl::Time now = absl::Now();
+          InitializeNewAction(now, kDefaultActionTtl, *action);
+          *event.mutable_commit_time() = action->create_time();
+          watch.Publish(std::move(event));
+        }
+        return absl::OkStatus();
+      }));
+  const int64_t last = watch.head();
   return absl::StrCat(seconds, " ", last - head, " ", head + 1, " ", last);
 }
 
@@ -493,13 +536,20 @@ std::string SendLagBuckets(AirServer& server) {
   return out;
 }
 
-absl::StatusOr<std::string> Execute(AirServer* server, const std::vector<std::string>& w) {
+absl::StatusOr<std::string> Execute(AirServer* server, BareWatchService* bare_watch,
+                                    const std::vector<std::string>& w) {
   auto arg = [&](size_t i) -> int64_t {
     int64_t v = 0;
     if (i >= w.size() || !absl::SimpleAtoi(w[i], &v)) v = -1;
     return v;
   };
   if (w.empty()) return absl::InvalidArgumentError("empty command");
+  if (server == nullptr && bare_watch != nullptr) {
+    if (w[0] == "head") return absl::StrCat(bare_watch->head());
+    if (w[0] == "stamp" && w.size() == 5 && arg(2) >= 0 && arg(3) > 0 && arg(4) >= 0) {
+      return BareStamp(*bare_watch, w[1], arg(2), arg(3), arg(4));
+    }
+  }
   if (server == nullptr) return absl::FailedPreconditionError("not an aird server");
   if (w[0] == "head") return absl::StrCat(server->hub().head());
   if (w[0] == "send_lag") return SendLagBuckets(*server);
@@ -534,6 +584,7 @@ int RunServerChild(ServerKind kind, const std::string& db_path, bool full_fsync,
   spdlog::set_level(spdlog::level::warn);
   std::unique_ptr<AirServer> air_server;
   NoopServiceImpl noop_service;
+  std::unique_ptr<BareWatchService> bare_watch;  // outlives noop_server
   std::unique_ptr<grpc::Server> noop_server;
   int port = 0;
   if (kind == ServerKind::kAir) {
@@ -549,7 +600,8 @@ int RunServerChild(ServerKind kind, const std::string& db_path, bool full_fsync,
     air_server = std::move(*started);
     port = air_server->port();
   } else {
-    noop_server = StartNoopServer(&noop_service, &port);
+    bare_watch = std::make_unique<BareWatchService>(EventHub::kDefaultNotifierThreads);
+    noop_server = StartNoopServer(&noop_service, bare_watch.get(), &port);
     if (noop_server == nullptr || port == 0) {
       Reply(reply_fd, "error cannot start the noop server");
       return 1;
@@ -561,7 +613,7 @@ int RunServerChild(ServerKind kind, const std::string& db_path, bool full_fsync,
   while (std::getline(std::cin, line)) {
     std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (!words.empty() && words[0] == "quit") break;
-    absl::StatusOr<std::string> result = Execute(air_server.get(), words);
+    absl::StatusOr<std::string> result = Execute(air_server.get(), bare_watch.get(), words);
     if (result.ok()) {
       Reply(reply_fd, absl::StrCat("ok ", *result));
     } else {

@@ -5,7 +5,8 @@
 //  * "air" runs air::AirServer::Start — exactly what aird's main() runs —
 //    with aird's defaults, on the given database;
 //  * "noop" runs a server with the same ServerBuilder settings as
-//    service/server.cc serving only bench NoopService (the ceiling).
+//    service/server.cc serving only the ceilings: bench NoopService and a
+//    bare ActionService.WatchActions (bench/bare_watch.h).
 // The parent drives the child over a pipe, one command line and one reply
 // line at a time; the child creates actions through the repository
 // (Repository::Write + ProposeActionTx), which the public API cannot do.
@@ -29,6 +30,9 @@
 //       PAGE_SIZE changes per page (one transaction each).
 //       Reply: ok SECONDS ACTIONS INVESTIGATIONS EVENTS PAGES
 //   head            Reply: ok HEAD (last committed event sequence)
+// The noop child answers "stamp" and "head" too, for its bare WatchActions:
+// "stamp" publishes the same actions as events straight to the open streams
+// (nothing stored), each stamped just before its publish.
 //   quit            Shuts the server down; the child exits.
 #ifndef AIR_BENCH_SERVER_PROCESS_H_
 #define AIR_BENCH_SERVER_PROCESS_H_

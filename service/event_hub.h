@@ -78,8 +78,10 @@ class EventHub {
   // `notifier_threads`: threads that wake subscribers after a publish, each
   // for a fixed share of them (waking a stream writes to its socket, so
   // one thread serializes a fan-out to many connections).
+  static constexpr int kDefaultNotifierThreads = 2;
   EventHub(int64_t head, size_t ring_capacity = 16384,
-           absl::Duration tick = absl::Milliseconds(50), int notifier_threads = 2);
+           absl::Duration tick = absl::Milliseconds(50),
+           int notifier_threads = kDefaultNotifierThreads);
   ~EventHub();
 
   // Appends committed events (consecutive sequences) and wakes subscribers.
