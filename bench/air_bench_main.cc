@@ -577,9 +577,10 @@ class Bench {
       int64_t gaps = 0;
       for (const Variant& v : variants) {
         std::cerr << "air-bench: run fanout " << label << " " << v.label << std::endl;
+        const std::string prefix = absl::StrCat("pf", n, std::string(1, v.label[0]));
+        if (!DeliverStampSetup(*servers[0], subs, prefix)) return;
         absl::StatusOr<StampResult> stamp =
-            Stamp(*servers[0], absl::StrCat("pf", n, std::string(1, v.label[0])), v.events, 1,
-                  v.interval_us);
+            Stamp(*servers[0], prefix, v.events, 1, v.interval_us);
         if (!stamp.ok()) {
           Error(stamp.status().ToString());
           return;
@@ -751,11 +752,21 @@ class Bench {
     return lag;
   }
 
+  // Every subscriber's latencies; with `slowest_per_event`, also each
+  // event's slowest delivery (a subscriber records in sequence order, so
+  // the k-th latency of each is the same event's).
   static std::vector<int64_t> CollectLatencies(
-      const std::vector<std::unique_ptr<WatchSubscriber>>& subs) {
+      const std::vector<std::unique_ptr<WatchSubscriber>>& subs,
+      std::vector<int64_t>* slowest_per_event = nullptr) {
     std::vector<int64_t> all;
     for (const auto& s : subs) {
       std::vector<int64_t> own = s->TakeLatencies();
+      if (slowest_per_event != nullptr) {
+        if (slowest_per_event->size() < own.size()) slowest_per_event->resize(own.size(), 0);
+        for (size_t k = 0; k < own.size(); ++k) {
+          (*slowest_per_event)[k] = std::max((*slowest_per_event)[k], own[k]);
+        }
+      }
       all.insert(all.end(), own.begin(), own.end());
     }
     return all;
@@ -792,16 +803,41 @@ class Bench {
     return WarmSubscribers(server, subs, prefix);
   }
 
+  // Makes stamp `prefix`'s investigation and waits until every subscriber
+  // has its events, so that they are not in flight when the measurement
+  // starts: otherwise the first measured event would queue behind three
+  // fan-outs that the benchmark itself started at the same instant.
+  bool DeliverStampSetup(ServerProcess& server,
+                         const std::vector<std::unique_ptr<WatchSubscriber>>& subs,
+                         const std::string& prefix) {
+    absl::StatusOr<std::string> setup = server.Command(absl::StrCat("stamp_setup ", prefix));
+    int64_t setup_head = 0;
+    if (!setup.ok() || !absl::SimpleAtoi(*setup, &setup_head)) {
+      Error(absl::StrCat("stamp_setup ", prefix, ": ",
+                         setup.ok() ? *setup : setup.status().ToString()));
+      return false;
+    }
+    if (!WaitForSequence(subs, setup_head, absl::Seconds(120))) {
+      Error(absl::StrCat("fan-out ", prefix, ": the setup events did not arrive"));
+      return false;
+    }
+    return true;
+  }
+
   // One fan-out measurement: the variant's stamped actions, one per commit
   // (or publish), and every subscriber's commit-to-receipt latencies.
   struct FanoutRun {
     StampResult stamp;
     LatencySummary latency;
+    // Of each event's slowest delivery: with few events (isolated), one
+    // slow event is a large share of the samples and can set the p99.
+    LatencySummary slowest_delivery;
     std::string note;  // empty, or why the figures are incomplete
   };
   std::optional<FanoutRun> MeasureFanout(ServerProcess& server,
                                          const std::vector<std::unique_ptr<WatchSubscriber>>& subs,
                                          const std::string& prefix, const FanoutVariant& v) {
+    if (!DeliverStampSetup(server, subs, prefix)) return std::nullopt;
     absl::StatusOr<StampResult> stamp = Stamp(server, prefix, v.events, 1, v.interval_us);
     if (!stamp.ok()) {
       Error(stamp.status().ToString());
@@ -813,7 +849,9 @@ class Bench {
       run.note = "some subscribers had not received every event 120 s after the last commit";
       Error(absl::StrCat("fan-out ", prefix, ": ", run.note));
     }
-    run.latency = Summarize(CollectLatencies(subs));
+    std::vector<int64_t> slowest;
+    run.latency = Summarize(CollectLatencies(subs, &slowest));
+    run.slowest_delivery = Summarize(slowest);
     return run;
   }
 
@@ -848,6 +886,8 @@ class Bench {
         row.repetitions = 1;
         const double deliveries = static_cast<double>(level) * v.events;
         row.extra["expected_samples"] = deliveries;
+        row.extra["event_slowest_delivery_p50_ms"] = run->slowest_delivery.p50_ms;
+        row.extra["event_slowest_delivery_max_ms"] = run->slowest_delivery.max_ms;
         row.peak_rss_mb = peak.End();
         const double cpu = peak.TakeCpu();
         row.extra["server_cpu_us_per_delivery"] = cpu * 1e6 / std::max(1.0, deliveries);
@@ -938,6 +978,8 @@ class Bench {
         row.repetitions = 1;
         const double deliveries = static_cast<double>(level) * v.events;
         row.extra["expected_samples"] = deliveries;
+        row.extra["event_slowest_delivery_p50_ms"] = run->slowest_delivery.p50_ms;
+        row.extra["event_slowest_delivery_max_ms"] = run->slowest_delivery.max_ms;
         row.peak_rss_mb = peak.End();
         const double cpu = peak.TakeCpu();
         row.extra["server_cpu_us_per_delivery"] = cpu * 1e6 / std::max(1.0, deliveries);

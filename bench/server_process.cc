@@ -306,11 +306,16 @@ absl::StatusOr<double> Paced(int64_t count, int64_t batch, int64_t interval_us,
   return absl::ToDoubleSeconds(absl::Now() - start);
 }
 
-absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
-                                  int64_t count, int64_t batch, int64_t interval_us) {
+// The investigation that "stamp PREFIX" adds its actions to, made
+// PENDING_ACTION by a first action so that the stamped ones produce one
+// TYPE_ACTION_CREATED event each and nothing else. Its own events (three)
+// are not stamped: "stamp_setup" lets the parent wait until every subscriber
+// has them before it starts measuring. Returns the head after it.
+absl::StatusOr<int64_t> StampSetup(AirServer& server, const std::string& prefix) {
   const std::string investigation_id = absl::StrCat(prefix, "-inv");
-  // The investigation is PENDING_ACTION before the stamped actions arrive, so
-  // they produce one TYPE_ACTION_CREATED event each and nothing else.
+  if (server.repository().GetInvestigation(investigation_id).ok()) {
+    return server.hub().head();
+  }
   AIR_RETURN_IF_ERROR(server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
     AIR_RETURN_IF_ERROR(CreateInvestigation(tx, investigation_id));
     return ProposeActionTx(tx,
@@ -319,6 +324,13 @@ absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
                            kDefaultActionTtl)
         .status();
   }));
+  return server.hub().head();
+}
+
+absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
+                                  int64_t count, int64_t batch, int64_t interval_us) {
+  const std::string investigation_id = absl::StrCat(prefix, "-inv");
+  AIR_RETURN_IF_ERROR(StampSetup(server, prefix).status());
   const int64_t head = server.hub().head();
   AIR_ASSIGN_OR_RETURN(
       const double seconds,
@@ -545,7 +557,9 @@ absl::StatusOr<std::string> Execute(AirServer* server, BareWatchService* bare_wa
   };
   if (w.empty()) return absl::InvalidArgumentError("empty command");
   if (server == nullptr && bare_watch != nullptr) {
-    if (w[0] == "head") return absl::StrCat(bare_watch->head());
+    if (w[0] == "head" || (w[0] == "stamp_setup" && w.size() == 2)) {
+      return absl::StrCat(bare_watch->head());  // nothing to set up
+    }
     if (w[0] == "stamp" && w.size() == 5 && arg(2) >= 0 && arg(3) > 0 && arg(4) >= 0) {
       return BareStamp(*bare_watch, w[1], arg(2), arg(3), arg(4));
     }
@@ -553,6 +567,10 @@ absl::StatusOr<std::string> Execute(AirServer* server, BareWatchService* bare_wa
   if (server == nullptr) return absl::FailedPreconditionError("not an aird server");
   if (w[0] == "head") return absl::StrCat(server->hub().head());
   if (w[0] == "send_lag") return SendLagBuckets(*server);
+  if (w[0] == "stamp_setup" && w.size() == 2) {
+    AIR_ASSIGN_OR_RETURN(const int64_t head, StampSetup(*server, w[1]));
+    return absl::StrCat(head);
+  }
   if (w[0] == "propose" && w.size() == 4 && arg(2) >= 0 && arg(3) > 0) {
     return Propose(*server, w[1], arg(2), arg(3));
   }

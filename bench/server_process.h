@@ -19,7 +19,12 @@
 //       COUNT pending actions, BATCH per transaction, one transaction every
 //       INTERVAL_US (0: back to back), each action's target.display_name set
 //       to "t=<CLOCK_REALTIME ns>" inside the write function, just before the
-//       commit. Reply: ok SECONDS EVENTS FIRST_SEQUENCE LAST_SEQUENCE
+//       commit, under investigation PREFIX-inv (made first if missing, with
+//       three events of its own). Reply: ok SECONDS EVENTS FIRST_SEQUENCE
+//       LAST_SEQUENCE
+//   stamp_setup PREFIX
+//       Makes stamp PREFIX's investigation now, so that its events can be
+//       delivered before the measurement starts. Reply: ok HEAD
 //   mixed START COUNT BATCH
 //       COUNT actions m-<START+i> of mixed states and types, stored directly
 //       with WriteTransaction::PutAction. Reply: ok SECONDS
@@ -30,7 +35,8 @@
 //       PAGE_SIZE changes per page (one transaction each).
 //       Reply: ok SECONDS ACTIONS INVESTIGATIONS EVENTS PAGES
 //   head            Reply: ok HEAD (last committed event sequence)
-// The noop child answers "stamp" and "head" too, for its bare WatchActions:
+// The noop child answers "stamp", "stamp_setup" and "head" too, for its bare
+// WatchActions (stamp_setup has nothing to make there):
 // "stamp" publishes the same actions as events straight to the open streams
 // (nothing stored), each stamped just before its publish.
 //   quit            Shuts the server down; the child exits.

@@ -40,7 +40,8 @@ EventHub::EventHub(int64_t head, size_t ring_capacity, absl::Duration tick,
     : ring_capacity_(ring_capacity),
       tick_(tick),
       notifier_count_(static_cast<size_t>(std::max(notifier_threads, 1))),
-      head_(head) {
+      head_(head),
+      published_head_(head) {
   for (size_t i = 0; i < notifier_count_; ++i) {
     notifiers_.emplace_back([this, i] { NotifierLoop(i); });
   }
@@ -59,6 +60,7 @@ void EventHub::Publish(const std::vector<v1::Event>& events) {
     head_ = event.sequence();
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
+  published_head_.store(head_, std::memory_order_release);
   ++wake_generation_;
 }
 
@@ -70,16 +72,19 @@ void EventHub::Publish(std::vector<v1::Event>&& events) {
     ring_.push_back(std::make_shared<const PublishedEvent>(std::move(event)));
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
+  published_head_.store(head_, std::memory_order_release);
   ++wake_generation_;
 }
 
-int64_t EventHub::head() const {
-  absl::MutexLock lock(&mu_);
-  return head_;
-}
+int64_t EventHub::head() const { return published_head_.load(std::memory_order_acquire); }
 
 bool EventHub::ReadRecent(int64_t after, int limit,
                           std::vector<std::shared_ptr<const PublishedEvent>>* out) const {
+  // Without the lock when there is nothing newer: every stream asks once
+  // more after each write it finishes, and in a fan-out those questions
+  // from gRPC's threads would queue on the lock behind the notifiers. A
+  // publish this misses wakes the caller afterwards.
+  if (after >= published_head_.load(std::memory_order_acquire)) return true;
   absl::MutexLock lock(&mu_);
   if (after >= head_) return true;
   if (ring_.empty() || ring_.front()->sequence() > after + 1) return false;

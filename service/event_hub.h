@@ -17,6 +17,7 @@
 #ifndef AIR_SERVICE_EVENT_HUB_H_
 #define AIR_SERVICE_EVENT_HUB_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -120,6 +121,8 @@ class EventHub {
 
   mutable absl::Mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_);
+  // head_ as of the last Publish, readable without mu_.
+  std::atomic<int64_t> published_head_;
   std::deque<std::shared_ptr<const PublishedEvent>> ring_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const Subscriber*, std::shared_ptr<Subscriber>> subscribers_
       ABSL_GUARDED_BY(mu_);
