@@ -834,6 +834,31 @@ class Bench {
     LatencySummary slowest_delivery;
     std::string note;  // empty, or why the figures are incomplete
   };
+
+  // The figures every fan-out row has, ceiling or aird's. Ends `peak`'s
+  // interval and takes its CPU reading.
+  static ResultRow FanoutRow(const std::string& scenario, const std::string& name,
+                             const FanoutRun& run, int level, const FanoutVariant& v,
+                             PeakTracker& peak) {
+    ResultRow row;
+    row.scenario = scenario;
+    row.name = name;
+    row.rate = static_cast<double>(run.stamp.events) / run.stamp.seconds;
+    row.rate_unit = "events/s";
+    row.p50_ms = run.latency.p50_ms;
+    row.p99_ms = run.latency.p99_ms;
+    row.max_ms = run.latency.max_ms;
+    row.samples = run.latency.samples;
+    row.repetitions = 1;
+    const double deliveries = static_cast<double>(level) * v.events;
+    row.extra["expected_samples"] = deliveries;
+    row.extra["event_slowest_delivery_p50_ms"] = run.slowest_delivery.p50_ms;
+    row.extra["event_slowest_delivery_max_ms"] = run.slowest_delivery.max_ms;
+    row.peak_rss_mb = peak.End();
+    row.extra["server_cpu_us_per_delivery"] = peak.TakeCpu() * 1e6 / std::max(1.0, deliveries);
+    return row;
+  }
+
   std::optional<FanoutRun> MeasureFanout(ServerProcess& server,
                                          const std::vector<std::unique_ptr<WatchSubscriber>>& subs,
                                          const std::string& prefix, const FanoutVariant& v) {
@@ -872,30 +897,15 @@ class Bench {
         std::optional<FanoutRun> run =
             MeasureFanout(*server, subs, absl::StrCat("c", level, v.label.substr(0, 1)), v);
         if (!run) return;
-        ResultRow row;
-        row.scenario = "ceiling";
-        row.name = absl::StrCat("bare gRPC stream, ", FanoutCase(level, v));
-        row.rate = static_cast<double>(run->stamp.events) / run->stamp.seconds;
-        row.rate_unit = "events/s";
-        row.p50_ms = run->latency.p50_ms;
-        row.p99_ms = run->latency.p99_ms;
-        row.max_ms = run->latency.max_ms;
+        ResultRow row = FanoutRow("ceiling", absl::StrCat("bare gRPC stream, ", FanoutCase(level, v)),
+                                  *run, level, v, peak);
         row.ratio = 1.0;
         row.ratio_basis = "itself";
-        row.samples = run->latency.samples;
-        row.repetitions = 1;
-        const double deliveries = static_cast<double>(level) * v.events;
-        row.extra["expected_samples"] = deliveries;
-        row.extra["event_slowest_delivery_p50_ms"] = run->slowest_delivery.p50_ms;
-        row.extra["event_slowest_delivery_max_ms"] = run->slowest_delivery.max_ms;
-        row.peak_rss_mb = peak.End();
-        const double cpu = peak.TakeCpu();
-        row.extra["server_cpu_us_per_delivery"] = cpu * 1e6 / std::max(1.0, deliveries);
         row.note = run->note.empty()
                        ? absl::StrFormat(
                              "WatchActions with nothing behind it; server %.1f us CPU per "
                              "delivery",
-                             cpu * 1e6 / std::max(1.0, deliveries))
+                             row.extra["server_cpu_us_per_delivery"])
                        : run->note;
         if (run->note.empty()) fanout_ceiling_p99_[{v.label, level}] = run->latency.p99_ms;
         rows_.push_back(std::move(row));
@@ -957,14 +967,7 @@ class Bench {
         const std::string& note = run->note;
         const LatencySummary& s = run->latency;
         const StampResult* stamp = &run->stamp;
-        ResultRow row;
-        row.scenario = "fanout";
-        row.name = FanoutCase(level, v);
-        row.rate = static_cast<double>(stamp->events) / stamp->seconds;
-        row.rate_unit = "events/s";
-        row.p50_ms = s.p50_ms;
-        row.p99_ms = s.p99_ms;
-        row.max_ms = s.max_ms;
+        ResultRow row = FanoutRow("fanout", FanoutCase(level, v), *run, level, v, peak);
         if (auto bare = fanout_ceiling_p99_.find({v.label, level});
             bare != fanout_ceiling_p99_.end()) {
           row.ratio = s.p99_ms / bare->second;
@@ -974,15 +977,8 @@ class Bench {
           row.ratio = s.p99_ms / ceiling_p99_[1];
           row.ratio_basis = "no-op c=1 p99 latency";
         }
-        row.samples = s.samples;
-        row.repetitions = 1;
-        const double deliveries = static_cast<double>(level) * v.events;
-        row.extra["expected_samples"] = deliveries;
-        row.extra["event_slowest_delivery_p50_ms"] = run->slowest_delivery.p50_ms;
-        row.extra["event_slowest_delivery_max_ms"] = run->slowest_delivery.max_ms;
-        row.peak_rss_mb = peak.End();
-        const double cpu = peak.TakeCpu();
-        row.extra["server_cpu_us_per_delivery"] = cpu * 1e6 / std::max(1.0, deliveries);
+        const double deliveries = row.extra["expected_samples"];
+        const double cpu = row.extra["server_cpu_us_per_delivery"] * deliveries / 1e6;
         row.extra["server_cpu_share"] = cpu / std::max(1e-9, stamp->seconds);
         row.note = note.empty() ? absl::StrFormat("server %.1f us CPU per delivery, %.2f CPUs",
                                                   cpu * 1e6 / std::max(1.0, deliveries),
