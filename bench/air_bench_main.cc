@@ -855,7 +855,9 @@ class Bench {
     row.extra["event_slowest_delivery_p50_ms"] = run.slowest_delivery.p50_ms;
     row.extra["event_slowest_delivery_max_ms"] = run.slowest_delivery.max_ms;
     row.peak_rss_mb = peak.End();
-    row.extra["server_cpu_us_per_delivery"] = peak.TakeCpu() * 1e6 / std::max(1.0, deliveries);
+    const double cpu_seconds = peak.TakeCpu();
+    row.extra["server_cpu_us_per_delivery"] = cpu_seconds * 1e6 / std::max(1.0, deliveries);
+    row.extra["server_cpu_share"] = cpu_seconds / std::max(1e-9, run.stamp.seconds);
     return row;
   }
 
@@ -966,7 +968,6 @@ class Bench {
         if (!run) return;
         const std::string& note = run->note;
         const LatencySummary& s = run->latency;
-        const StampResult* stamp = &run->stamp;
         ResultRow row = FanoutRow("fanout", FanoutCase(level, v), *run, level, v, peak);
         if (auto bare = fanout_ceiling_p99_.find({v.label, level});
             bare != fanout_ceiling_p99_.end()) {
@@ -978,11 +979,9 @@ class Bench {
           row.ratio_basis = "no-op c=1 p99 latency";
         }
         const double deliveries = row.extra["expected_samples"];
-        const double cpu = row.extra["server_cpu_us_per_delivery"] * deliveries / 1e6;
-        row.extra["server_cpu_share"] = cpu / std::max(1e-9, stamp->seconds);
         row.note = note.empty() ? absl::StrFormat("server %.1f us CPU per delivery, %.2f CPUs",
-                                                  cpu * 1e6 / std::max(1.0, deliveries),
-                                                  cpu / std::max(1e-9, stamp->seconds))
+                                                  row.extra["server_cpu_us_per_delivery"],
+                                                  row.extra["server_cpu_share"])
                                 : note;
         // After the CPU reading (a scrape costs the server some).
         std::optional<ServerLag> lag;

@@ -40,8 +40,7 @@ EventHub::EventHub(int64_t head, size_t ring_capacity, absl::Duration tick,
     : ring_capacity_(ring_capacity),
       tick_(tick),
       notifier_count_(static_cast<size_t>(std::max(notifier_threads, 1))),
-      head_(head),
-      published_head_(head) {
+      head_(head) {
   for (size_t i = 0; i < notifier_count_; ++i) {
     notifiers_.emplace_back([this, i] { NotifierLoop(i); });
   }
@@ -52,31 +51,20 @@ EventHub::~EventHub() {
   for (std::thread& notifier : notifiers_) notifier.join();
 }
 
-void EventHub::Publish(const std::vector<v1::Event>& events) {
-  absl::MutexLock lock(&mu_);
-  for (const v1::Event& event : events) {
-    if (event.sequence() <= head_) continue;  // already published
-    ring_.push_back(std::make_shared<const PublishedEvent>(event));
-    head_ = event.sequence();
-  }
-  while (ring_.size() > ring_capacity_) ring_.pop_front();
-  published_head_.store(head_, std::memory_order_release);
-  ++wake_generation_;
-}
-
 void EventHub::Publish(std::vector<v1::Event>&& events) {
   absl::MutexLock lock(&mu_);
+  int64_t head = head_.load(std::memory_order_relaxed);  // only written under mu_
   for (v1::Event& event : events) {
-    if (event.sequence() <= head_) continue;  // already published
-    head_ = event.sequence();
+    if (event.sequence() <= head) continue;  // already published
+    head = event.sequence();
     ring_.push_back(std::make_shared<const PublishedEvent>(std::move(event)));
   }
   while (ring_.size() > ring_capacity_) ring_.pop_front();
-  published_head_.store(head_, std::memory_order_release);
+  head_.store(head, std::memory_order_release);
   ++wake_generation_;
 }
 
-int64_t EventHub::head() const { return published_head_.load(std::memory_order_acquire); }
+int64_t EventHub::head() const { return head_.load(std::memory_order_acquire); }
 
 bool EventHub::ReadRecent(int64_t after, int limit,
                           std::vector<std::shared_ptr<const PublishedEvent>>* out) const {
@@ -84,9 +72,9 @@ bool EventHub::ReadRecent(int64_t after, int limit,
   // more after each write it finishes, and in a fan-out those questions
   // from gRPC's threads would queue on the lock behind the notifiers. A
   // publish this misses wakes the caller afterwards.
-  if (after >= published_head_.load(std::memory_order_acquire)) return true;
+  if (after >= head_.load(std::memory_order_acquire)) return true;
   absl::MutexLock lock(&mu_);
-  if (after >= head_) return true;
+  if (after >= head_.load(std::memory_order_relaxed)) return true;
   if (ring_.empty() || ring_.front()->sequence() > after + 1) return false;
   const size_t start = static_cast<size_t>(after + 1 - ring_.front()->sequence());
   for (size_t i = start; i < ring_.size() && limit > 0; ++i, --limit) {

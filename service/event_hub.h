@@ -86,8 +86,7 @@ class EventHub {
   ~EventHub();
 
   // Appends committed events (consecutive sequences) and wakes subscribers.
-  void Publish(const std::vector<v1::Event>& events);
-  // The same, taking the events instead of copying them.
+  // Takes the events: the ring keeps them without a copy.
   void Publish(std::vector<v1::Event>&& events);
 
   // The last published sequence.
@@ -120,9 +119,9 @@ class EventHub {
   const size_t notifier_count_;
 
   mutable absl::Mutex mu_;
-  int64_t head_ ABSL_GUARDED_BY(mu_);
-  // head_ as of the last Publish, readable without mu_.
-  std::atomic<int64_t> published_head_;
+  // The last published sequence. Written only under mu_ (with the ring), so
+  // that head() and a caught-up ReadRecent can read it without the lock.
+  std::atomic<int64_t> head_;
   std::deque<std::shared_ptr<const PublishedEvent>> ring_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const Subscriber*, std::shared_ptr<Subscriber>> subscribers_
       ABSL_GUARDED_BY(mu_);
