@@ -67,6 +67,9 @@ ABSL_FLAG(int, lag_rate, 10000, "actions per second written during the lag scena
 ABSL_FLAG(std::string, fanout_levels, "",
           "subscriber counts for fan-out (default 1,100,1000, or 1,10,100 with --quick)");
 ABSL_FLAG(bool, lag, true, "run the lag scenario after fan-out");
+ABSL_FLAG(bool, approve_ceiling, true,
+          "with the decisions scenario, also measure ApproveAction on a bare ActionService "
+          "that decides actions held in memory (no storage): the best approve can do here");
 ABSL_FLAG(bool, fanout_ceiling, true,
           "measure the same fan-out against a bare WatchActions (no service behind it) "
           "first, and give aird's fan-out rows as ratios to it");
@@ -159,6 +162,7 @@ class Bench {
     if (scenarios.count("ceiling") || scenarios.count("decisions")) Ceiling(scenarios.count("ceiling") > 0);
     if (scenarios.count("decisions")) {
       const std::string modes = absl::GetFlag(FLAGS_decision_modes);
+      if (absl::GetFlag(FLAGS_approve_ceiling)) ApproveCeiling();
       if (absl::StrContains(modes, "normal")) Decisions(false);
       if (absl::StrContains(modes, "full")) Decisions(true);
     }
@@ -346,6 +350,62 @@ class Bench {
     }
   }
 
+  // 1b. The approve ceiling: ApproveAction on the no-op child, whose bare
+  // ActionService decides actions held in memory (bench/bare_action_service.h).
+  // The same request, response, validation and domain decision as aird, but
+  // no storage: what approve could reach at best on this machine with any
+  // storage design. Paired with no-op runs like the decisions below.
+  void ApproveCeiling() {
+    EnsureCeilingServer();
+    if (!ceiling_server_) return;
+    PendingPool pool;
+    PeakTracker peak{ceiling_server_.get()};
+    for (int c : kConcurrencies) {
+      const size_t need =
+          static_cast<size_t>(ceiling_rate_.count(c) ? ceiling_rate_[c] : 50000) *
+              (config_.run_seconds + 1) * 2 + 2000;
+      if (!EnsurePending(*ceiling_server_, pool, need)) return;
+      RunApprove(ceiling_clients_, pool, c, WarmLength());
+      std::vector<double> rates, p50s, p99s, ratios, ceilings;
+      int64_t samples = 0;
+      for (int rep = 0; rep < config_.repetitions; ++rep) {
+        LoadResult base = RunNoop(ceiling_clients_, c, RunLength());
+        CheckErrors("no-op", base);
+        if (!EnsurePending(*ceiling_server_, pool, need)) return;
+        peak.Begin();
+        std::cerr << "air-bench: run storage-free approve c=" << c << std::endl;
+        LoadResult r = RunApprove(ceiling_clients_, pool, c, RunLength());
+        peak.End();
+        CheckErrors("ApproveAction (storage free)", r);
+        rates.push_back(r.calls_per_second);
+        p50s.push_back(r.latency.p50_ms);
+        p99s.push_back(r.latency.p99_ms);
+        ceilings.push_back(base.calls_per_second);
+        ratios.push_back(base.calls_per_second > 0 ? r.calls_per_second / base.calls_per_second : 0);
+        samples += r.calls;
+      }
+      ResultRow row;
+      row.scenario = "ceiling";
+      row.name = absl::StrCat("approve, storage free (bare gRPC) c=", c);
+      row.rate = Median(rates);
+      row.rate_unit = "calls/s";
+      row.p50_ms = Median(p50s);
+      row.p99_ms = Median(p99s);
+      row.ratio = Median(ratios);
+      row.ratio_basis = absl::StrCat("paired no-op c=", c, " rate");
+      row.samples = samples;
+      row.repetitions = config_.repetitions;
+      row.rep_rates = rates;
+      row.rep_p99_ms = p99s;
+      row.rep_ratios = ratios;
+      row.extra["paired_ceiling_rate_median"] = Median(ceilings);
+      row.extra["server_cpu_us_per_call"] = peak.TakeCpu() * 1e6 / std::max<int64_t>(samples, 1);
+      row.note = "in-memory actions, no durability, audit, outbox or events";
+      approve_ceiling_ratio_[c] = *row.ratio;
+      rows_.push_back(std::move(row));
+    }
+  }
+
   // 2. ApproveAction at concurrency 1/16/64, each repetition paired with a
   // no-op run at the same concurrency just before it.
   void Decisions(bool full_fsync) {
@@ -399,6 +459,11 @@ class Bench {
       row.rep_p99_ms = p99s;
       row.rep_ratios = ratios;
       row.extra["paired_ceiling_rate_median"] = Median(ceilings);
+      if (approve_ceiling_ratio_.count(c) && approve_ceiling_ratio_[c] > 0) {
+        // The share of the storage-free approve that aird reaches, both
+        // measured as ratios to their own paired no-op runs.
+        row.extra["vs_storage_free_approve"] = *row.ratio / approve_ceiling_ratio_[c];
+      }
       const double cpu_us = peak.TakeCpu() * 1e6 / std::max<int64_t>(samples, 1);
       row.extra["server_cpu_us_per_call"] = cpu_us;
       if (ceiling_cpu_us_.count(c)) {
@@ -883,7 +948,7 @@ class Bench {
   }
 
   // 3a. The fan-out ceiling: the same subscribers, levels and rates against
-  // the bare WatchActions of a no-op child (bench/bare_watch.h), which
+  // the bare WatchActions of a no-op child (bench/bare_action_service.h), which
   // publishes each event straight to its streams: what gRPC and these two
   // cores cost before aird does anything.
   void FanoutCeiling(const std::vector<int>& levels) {
@@ -1353,6 +1418,8 @@ class Bench {
   Clients ceiling_clients_;
   std::map<int, double> ceiling_rate_, ceiling_p50_, ceiling_p99_, ceiling_cpu_us_;
   std::map<int, double> fanout_p99_, fanout_isolated_p99_, idle_rss_mb_;
+  // The storage-free approve's ratio to its paired no-op, by concurrency.
+  std::map<int, double> approve_ceiling_ratio_;
   // p99 of the bare WatchActions (FanoutCeiling), by variant label and level.
   std::map<std::pair<std::string, int>, double> fanout_ceiling_p99_;
   std::map<int64_t, double> list_p99_;
@@ -1387,12 +1454,20 @@ std::vector<TargetResult> Bench::Targets() const {
     }
     out.push_back(std::move(t));
   };
+  // What the storage-free approve (ApproveCeiling) reached, for the
+  // approve targets' text: the best any storage design could do here.
+  auto StorageFreeApprove = [&]() -> std::string {
+    const ResultRow* bare = find("ceiling", "approve, storage free (bare gRPC) c=64");
+    if (bare == nullptr || !bare->ratio) return "";
+    return absl::StrFormat("; storage-free approve %.2fx", *bare->ratio);
+  };
   for (const auto& [mode, limit] : {std::pair<std::string, double>{"NORMAL", 0.6}, {"FULL", 0.4}}) {
     const ResultRow* r = find("decisions", absl::StrCat("approve c=64 (synchronous=", mode, ")"));
     add(absl::StrFormat("approve c=64 >= %.1fx ceiling (synchronous=%s)", limit, mode),
         r ? r->ratio : std::nullopt, limit, true,
-        r ? absl::StrFormat("%.2fx (%.0f calls/s vs paired no-op %.0f)", *r->ratio, *r->rate,
-                            r->extra.at("paired_ceiling_rate_median"))
+        r ? absl::StrCat(absl::StrFormat("%.2fx (%.0f calls/s vs paired no-op %.0f)", *r->ratio,
+                                         *r->rate, r->extra.at("paired_ceiling_rate_median")),
+                         StorageFreeApprove())
           : "");
   }
   {

@@ -29,7 +29,7 @@
 #include "absl/time/clock.h"
 #include "air/v1/action.pb.h"
 #include "air/v1/investigation.pb.h"
-#include "bench/bare_watch.h"
+#include "bench/bare_action_service.h"
 #include "bench/bench_stats.h"
 #include "domain/lifecycle.h"
 #include "domain/status_macros.h"
@@ -212,7 +212,7 @@ class NoopServiceImpl final : public NoopService::CallbackService {
 // (AirServer::Start), taking their values from ServerOptions' defaults; it
 // also serves the bare WatchActions of the fan-out ceiling.
 std::unique_ptr<grpc::Server> StartNoopServer(NoopServiceImpl* service,
-                                              BareWatchService* watch, int* port) {
+                                              BareActionService* watch, int* port) {
   const ServerOptions defaults;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -355,7 +355,7 @@ absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
 // "stamp" on the no-op child: the same actions, as TYPE_ACTION_CREATED
 // events published straight to the bare WatchActions streams (nothing is
 // stored), each stamped just before its publish.
-absl::StatusOr<std::string> BareStamp(BareWatchService& watch, const std::string& prefix,
+absl::StatusOr<std::string> BareStamp(BareActionService& watch, const std::string& prefix,
                                       int64_t count, int64_t batch, int64_t interval_us) {
   const std::string investigation_id = absl::StrCat(prefix, "-inv");
   const int64_t head = watch.head();
@@ -377,6 +377,23 @@ absl::StatusOr<std::string> BareStamp(BareWatchService& watch, const std::string
       }));
   const int64_t last = watch.head();
   return absl::StrCat(seconds, " ", last - head, " ", head + 1, " ", last);
+}
+
+// "propose" on the no-op child: the same pending actions, held in memory
+// for the bare ApproveAction (nothing is stored and no event published).
+absl::StatusOr<std::string> BarePropose(BareActionService& service, const std::string& prefix,
+                                        int64_t count) {
+  const int64_t start = WallNanos();
+  const absl::Time now = absl::Now();
+  for (int64_t i = 0; i < count; ++i) {
+    v1::Action action = NewAction(absl::StrCat(prefix, "-", i), absl::StrCat(prefix, "-inv"),
+                                  static_cast<uint64_t>(i),
+                                  absl::StrCat("Email cluster ", i, ": 3 messages"));
+    action.set_required_approvals(1);
+    InitializeNewAction(now, kDefaultActionTtl, action);
+    service.AddAction(std::move(action));
+  }
+  return absl::StrCat(static_cast<double>(WallNanos() - start) / 1e9, " 0");
 }
 
 // Stores actions of mixed states and types directly (no events, audit or
@@ -548,7 +565,7 @@ std::string SendLagBuckets(AirServer& server) {
   return out;
 }
 
-absl::StatusOr<std::string> Execute(AirServer* server, BareWatchService* bare_watch,
+absl::StatusOr<std::string> Execute(AirServer* server, BareActionService* bare_actions,
                                     const std::vector<std::string>& w) {
   auto arg = [&](size_t i) -> int64_t {
     int64_t v = 0;
@@ -556,12 +573,15 @@ absl::StatusOr<std::string> Execute(AirServer* server, BareWatchService* bare_wa
     return v;
   };
   if (w.empty()) return absl::InvalidArgumentError("empty command");
-  if (server == nullptr && bare_watch != nullptr) {
+  if (server == nullptr && bare_actions != nullptr) {
     if (w[0] == "head" || (w[0] == "stamp_setup" && w.size() == 2)) {
-      return absl::StrCat(bare_watch->head());  // nothing to set up
+      return absl::StrCat(bare_actions->head());  // nothing to set up
     }
     if (w[0] == "stamp" && w.size() == 5 && arg(2) >= 0 && arg(3) > 0 && arg(4) >= 0) {
-      return BareStamp(*bare_watch, w[1], arg(2), arg(3), arg(4));
+      return BareStamp(*bare_actions, w[1], arg(2), arg(3), arg(4));
+    }
+    if (w[0] == "propose" && w.size() == 4 && arg(2) >= 0 && arg(3) > 0) {
+      return BarePropose(*bare_actions, w[1], arg(2));
     }
   }
   if (server == nullptr) return absl::FailedPreconditionError("not an aird server");
@@ -602,7 +622,7 @@ int RunServerChild(ServerKind kind, const std::string& db_path, bool full_fsync,
   spdlog::set_level(spdlog::level::warn);
   std::unique_ptr<AirServer> air_server;
   NoopServiceImpl noop_service;
-  std::unique_ptr<BareWatchService> bare_watch;  // outlives noop_server
+  std::unique_ptr<BareActionService> bare_actions;  // outlives noop_server
   std::unique_ptr<grpc::Server> noop_server;
   int port = 0;
   if (kind == ServerKind::kAir) {
@@ -618,8 +638,8 @@ int RunServerChild(ServerKind kind, const std::string& db_path, bool full_fsync,
     air_server = std::move(*started);
     port = air_server->port();
   } else {
-    bare_watch = std::make_unique<BareWatchService>(EventHub::kDefaultNotifierThreads);
-    noop_server = StartNoopServer(&noop_service, bare_watch.get(), &port);
+    bare_actions = std::make_unique<BareActionService>(EventHub::kDefaultNotifierThreads);
+    noop_server = StartNoopServer(&noop_service, bare_actions.get(), &port);
     if (noop_server == nullptr || port == 0) {
       Reply(reply_fd, "error cannot start the noop server");
       return 1;
@@ -631,7 +651,7 @@ int RunServerChild(ServerKind kind, const std::string& db_path, bool full_fsync,
   while (std::getline(std::cin, line)) {
     std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (!words.empty() && words[0] == "quit") break;
-    absl::StatusOr<std::string> result = Execute(air_server.get(), bare_watch.get(), words);
+    absl::StatusOr<std::string> result = Execute(air_server.get(), bare_actions.get(), words);
     if (result.ok()) {
       Reply(reply_fd, absl::StrCat("ok ", *result));
     } else {

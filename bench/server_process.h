@@ -6,7 +6,7 @@
 //    with aird's defaults, on the given database;
 //  * "noop" runs a server with the same ServerBuilder settings as
 //    service/server.cc serving only the ceilings: bench NoopService and a
-//    bare ActionService.WatchActions (bench/bare_watch.h).
+//    bare ActionService.WatchActions (bench/bare_action_service.h).
 // The parent drives the child over a pipe, one command line and one reply
 // line at a time; the child creates actions through the repository
 // (Repository::Write + ProposeActionTx), which the public API cannot do.

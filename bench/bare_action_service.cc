@@ -1,9 +1,13 @@
-#include "bench/bare_watch.h"
+#include "bench/bare_action_service.h"
 
 #include <algorithm>
 #include <string>
 
 #include "absl/hash/hash.h"
+#include "domain/errors.h"
+#include "domain/lifecycle.h"
+#include "domain/validation.h"
+#include "service/grpc_status.h"
 
 namespace air::bench {
 namespace {
@@ -17,9 +21,9 @@ constexpr size_t kRecentEvents = 65536;
 // One WatchActions call. Owned by the service's map until OnDone; a
 // notifier may hold a reference a little longer, so Send checks
 // `finishing_` before touching the call.
-class BareWatchService::Stream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+class BareActionService::Stream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  Stream(BareWatchService& service, int64_t next_sequence)
+  Stream(BareActionService& service, int64_t next_sequence)
       : service_(service), next_sequence_(next_sequence) {}
 
   // Sequences below this were handed to the stream (or predate it). Only
@@ -73,7 +77,7 @@ class BareWatchService::Stream final : public grpc::ServerWriteReactor<grpc::Byt
     Finish(status);
   }
 
-  BareWatchService& service_;
+  BareActionService& service_;
   int64_t next_sequence_;
   absl::Mutex mu_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -82,14 +86,14 @@ class BareWatchService::Stream final : public grpc::ServerWriteReactor<grpc::Byt
   grpc::ByteBuffer current_;  // the write in flight; only its writer touches it
 };
 
-BareWatchService::BareWatchService(int notifier_threads)
+BareActionService::BareActionService(int notifier_threads)
     : notifier_count_(static_cast<size_t>(std::max(notifier_threads, 1))) {
   for (size_t i = 0; i < notifier_count_; ++i) {
     notifiers_.emplace_back([this, i] { NotifierLoop(i); });
   }
 }
 
-BareWatchService::~BareWatchService() {
+BareActionService::~BareActionService() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -97,7 +101,7 @@ BareWatchService::~BareWatchService() {
   for (std::thread& notifier : notifiers_) notifier.join();
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* BareWatchService::WatchActions(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BareActionService::WatchActions(
     grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* /*request*/) {
   absl::MutexLock lock(&mu_);
   auto stream = std::make_shared<Stream>(*this, head_ + 1);
@@ -106,7 +110,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BareWatchService::WatchActions(
   return reactor;
 }
 
-int64_t BareWatchService::Publish(v1::Event event) {
+int64_t BareActionService::Publish(v1::Event event) {
   absl::MutexLock lock(&mu_);
   event.set_sequence(head_ + 1);
   v1::WatchActionsResponse response;
@@ -117,12 +121,48 @@ int64_t BareWatchService::Publish(v1::Event event) {
   return ++head_;
 }
 
-int64_t BareWatchService::head() const {
+grpc::ServerUnaryReactor* BareActionService::ApproveAction(
+    grpc::CallbackServerContext* context, const v1::ApproveActionRequest* request,
+    v1::ApproveActionResponse* response) {
+  // aird's checks of the request (service/api_services.cc, ValidateDecision),
+  // then its decision (DecideActionsTx's ApplyDecision) on the held copy.
+  absl::Status status = ValidateId("id", request->id());
+  if (status.ok()) status = ValidateComment("comment", request->comment());
+  if (status.ok()) status = ValidateRequestId("request_id", request->request_id());
+  if (status.ok()) {
+    DecisionCommand command;
+    command.action_id = request->id();
+    command.outcome = v1::Decision::OUTCOME_APPROVED;
+    command.source = v1::Decision::SOURCE_API;
+    command.decider = "anonymous";
+    command.comment = request->comment();
+    command.expected_etag = request->etag();
+    absl::MutexLock lock(&actions_mu_);
+    auto it = actions_.find(request->id());
+    if (it == actions_.end()) {
+      status = MakeError(absl::StatusCode::kNotFound, "no such action", "ACTION_NOT_FOUND");
+    } else {
+      status = ApplyDecision(command, absl::Now(), it->second);
+      if (status.ok()) *response->mutable_action() = it->second;
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+void BareActionService::AddAction(v1::Action action) {
+  absl::MutexLock lock(&actions_mu_);
+  std::string id = action.id();
+  actions_.insert_or_assign(std::move(id), std::move(action));
+}
+
+int64_t BareActionService::head() const {
   absl::MutexLock lock(&mu_);
   return head_;
 }
 
-void BareWatchService::Forget(const Stream* stream) {
+void BareActionService::Forget(const Stream* stream) {
   std::shared_ptr<Stream> last;  // destroyed outside the lock
   absl::MutexLock lock(&mu_);
   auto it = streams_.find(stream);
@@ -131,7 +171,7 @@ void BareWatchService::Forget(const Stream* stream) {
   streams_.erase(it);
 }
 
-void BareWatchService::NotifierLoop(size_t shard) {
+void BareActionService::NotifierLoop(size_t shard) {
   int64_t seen = 0;
   std::vector<std::shared_ptr<Stream>> targets;
   std::vector<std::pair<int64_t, grpc::Slice>> events;
@@ -139,7 +179,7 @@ void BareWatchService::NotifierLoop(size_t shard) {
     {
       absl::MutexLock lock(&mu_);
       struct Args {
-        BareWatchService* service;
+        BareActionService* service;
         int64_t seen;
       } args{this, seen};
       mu_.Await(absl::Condition(
