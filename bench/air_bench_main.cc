@@ -350,6 +350,54 @@ class Bench {
     }
   }
 
+  // ApproveAction at concurrency `c` against `server`, each repetition paired
+  // with a no-op run at the same concurrency just before it. Returns the
+  // row with rate, latency, the median paired ratio, the server's CPU per
+  // call and peak RSS; nullopt if pending actions could not be seeded.
+  std::optional<ResultRow> PairedApproveRow(ServerProcess& server, Clients& clients,
+                                            PendingPool& pool, PeakTracker& peak, int c,
+                                            size_t need_warm, size_t need_run,
+                                            const std::string& label) {
+    if (!EnsurePending(server, pool, need_warm)) return std::nullopt;
+    RunApprove(clients, pool, c, WarmLength());
+    std::vector<double> rates, p50s, p99s, ratios, ceilings;
+    int64_t samples = 0;
+    ResultRow row;
+    double row_peak = 0;
+    for (int rep = 0; rep < config_.repetitions; ++rep) {
+      LoadResult base = RunNoop(ceiling_clients_, c, RunLength());
+      CheckErrors("no-op", base);
+      if (!EnsurePending(server, pool, need_run)) return std::nullopt;
+      peak.Begin();
+      std::cerr << "air-bench: run " << label << " c=" << c << std::endl;
+      LoadResult r = RunApprove(clients, pool, c, RunLength());
+      row_peak = std::max(row_peak, peak.End());
+      CheckErrors(absl::StrCat("ApproveAction (", label, ")"), r);
+      if (r.exhausted) row.note = "ran out of pending actions in a run (window shortened)";
+      rates.push_back(r.calls_per_second);
+      p50s.push_back(r.latency.p50_ms);
+      p99s.push_back(r.latency.p99_ms);
+      ceilings.push_back(base.calls_per_second);
+      ratios.push_back(base.calls_per_second > 0 ? r.calls_per_second / base.calls_per_second : 0);
+      samples += r.calls;
+    }
+    row.rate = Median(rates);
+    row.rate_unit = "calls/s";
+    row.p50_ms = Median(p50s);
+    row.p99_ms = Median(p99s);
+    row.ratio = Median(ratios);
+    row.ratio_basis = absl::StrCat("paired no-op c=", c, " rate");
+    row.samples = samples;
+    row.repetitions = config_.repetitions;
+    row.rep_rates = rates;
+    row.rep_p99_ms = p99s;
+    row.rep_ratios = ratios;
+    row.extra["paired_ceiling_rate_median"] = Median(ceilings);
+    row.extra["server_cpu_us_per_call"] = peak.TakeCpu() * 1e6 / std::max<int64_t>(samples, 1);
+    row.peak_rss_mb = row_peak;
+    return row;
+  }
+
   // 1b. The approve ceiling: ApproveAction on the no-op child, whose bare
   // ActionService decides actions held in memory (bench/bare_action_service.h).
   // The same request, response, validation and domain decision as aird, but
@@ -364,45 +412,15 @@ class Bench {
       const size_t need =
           static_cast<size_t>(ceiling_rate_.count(c) ? ceiling_rate_[c] : 50000) *
               (config_.run_seconds + 1) * 2 + 2000;
-      if (!EnsurePending(*ceiling_server_, pool, need)) return;
-      RunApprove(ceiling_clients_, pool, c, WarmLength());
-      std::vector<double> rates, p50s, p99s, ratios, ceilings;
-      int64_t samples = 0;
-      for (int rep = 0; rep < config_.repetitions; ++rep) {
-        LoadResult base = RunNoop(ceiling_clients_, c, RunLength());
-        CheckErrors("no-op", base);
-        if (!EnsurePending(*ceiling_server_, pool, need)) return;
-        peak.Begin();
-        std::cerr << "air-bench: run storage-free approve c=" << c << std::endl;
-        LoadResult r = RunApprove(ceiling_clients_, pool, c, RunLength());
-        peak.End();
-        CheckErrors("ApproveAction (storage free)", r);
-        rates.push_back(r.calls_per_second);
-        p50s.push_back(r.latency.p50_ms);
-        p99s.push_back(r.latency.p99_ms);
-        ceilings.push_back(base.calls_per_second);
-        ratios.push_back(base.calls_per_second > 0 ? r.calls_per_second / base.calls_per_second : 0);
-        samples += r.calls;
-      }
-      ResultRow row;
-      row.scenario = "ceiling";
-      row.name = absl::StrCat("approve, storage free (bare gRPC) c=", c);
-      row.rate = Median(rates);
-      row.rate_unit = "calls/s";
-      row.p50_ms = Median(p50s);
-      row.p99_ms = Median(p99s);
-      row.ratio = Median(ratios);
-      row.ratio_basis = absl::StrCat("paired no-op c=", c, " rate");
-      row.samples = samples;
-      row.repetitions = config_.repetitions;
-      row.rep_rates = rates;
-      row.rep_p99_ms = p99s;
-      row.rep_ratios = ratios;
-      row.extra["paired_ceiling_rate_median"] = Median(ceilings);
-      row.extra["server_cpu_us_per_call"] = peak.TakeCpu() * 1e6 / std::max<int64_t>(samples, 1);
-      row.note = "in-memory actions, no durability, audit, outbox or events";
-      approve_ceiling_ratio_[c] = *row.ratio;
-      rows_.push_back(std::move(row));
+      std::optional<ResultRow> row = PairedApproveRow(*ceiling_server_, ceiling_clients_, pool,
+                                                      peak, c, need, need, "storage-free approve");
+      if (!row) return;
+      row->scenario = "ceiling";
+      row->name = absl::StrCat("approve, storage free (bare gRPC) c=", c);
+      row->peak_rss_mb.reset();  // the no-op child's; not a figure of aird
+      if (row->note.empty()) row->note = "in-memory actions, no durability, audit, outbox or events";
+      approve_ceiling_ratio_[c] = *row->ratio;
+      rows_.push_back(*std::move(row));
     }
   }
 
@@ -421,57 +439,22 @@ class Bench {
       return static_cast<size_t>(ceiling * absl::ToDoubleSeconds(length) * 1.3) + 2000;
     };
     for (int c : kConcurrencies) {
-      if (!EnsurePending(*server, pool, need(c, WarmLength()))) return;
-      RunApprove(clients, pool, c, WarmLength());
-      std::vector<double> rates, p50s, p99s, ratios, ceilings;
-      int64_t samples = 0;
-      std::string note;
-      double row_peak = 0;
-      for (int rep = 0; rep < config_.repetitions; ++rep) {
-        LoadResult base = RunNoop(ceiling_clients_, c, RunLength());
-        CheckErrors("no-op", base);
-        if (!EnsurePending(*server, pool, need(c, RunLength()))) return;
-        peak.Begin();
-        std::cerr << "air-bench: run approve c=" << c << " " << mode << std::endl;
-        LoadResult r = RunApprove(clients, pool, c, RunLength());
-        row_peak = std::max(row_peak, peak.End());
-        CheckErrors(absl::StrCat("ApproveAction (", mode, ")"), r);
-        if (r.exhausted) note = "ran out of pending actions in a run (window shortened)";
-        rates.push_back(r.calls_per_second);
-        p50s.push_back(r.latency.p50_ms);
-        p99s.push_back(r.latency.p99_ms);
-        ceilings.push_back(base.calls_per_second);
-        ratios.push_back(base.calls_per_second > 0 ? r.calls_per_second / base.calls_per_second : 0);
-        samples += r.calls;
-      }
-      ResultRow row;
-      row.scenario = "decisions";
-      row.name = absl::StrCat("approve c=", c, full_fsync ? " (synchronous=FULL)" : " (synchronous=NORMAL)");
-      row.rate = Median(rates);
-      row.rate_unit = "calls/s";
-      row.p50_ms = Median(p50s);
-      row.p99_ms = Median(p99s);
-      row.ratio = Median(ratios);
-      row.ratio_basis = absl::StrCat("paired no-op c=", c, " rate");
-      row.samples = samples;
-      row.repetitions = config_.repetitions;
-      row.rep_rates = rates;
-      row.rep_p99_ms = p99s;
-      row.rep_ratios = ratios;
-      row.extra["paired_ceiling_rate_median"] = Median(ceilings);
+      std::optional<ResultRow> row =
+          PairedApproveRow(*server, clients, pool, peak, c, need(c, WarmLength()),
+                           need(c, RunLength()), absl::StrCat("approve ", mode));
+      if (!row) return;
+      row->scenario = "decisions";
+      row->name = absl::StrCat("approve c=", c, full_fsync ? " (synchronous=FULL)" : " (synchronous=NORMAL)");
       if (approve_ceiling_ratio_.count(c) && approve_ceiling_ratio_[c] > 0) {
         // The share of the storage-free approve that aird reaches, both
         // measured as ratios to their own paired no-op runs.
-        row.extra["vs_storage_free_approve"] = *row.ratio / approve_ceiling_ratio_[c];
+        row->extra["vs_storage_free_approve"] = *row->ratio / approve_ceiling_ratio_[c];
       }
-      const double cpu_us = peak.TakeCpu() * 1e6 / std::max<int64_t>(samples, 1);
-      row.extra["server_cpu_us_per_call"] = cpu_us;
       if (ceiling_cpu_us_.count(c)) {
-        row.extra["server_cpu_per_call_vs_noop"] = cpu_us / ceiling_cpu_us_[c];
+        row->extra["server_cpu_per_call_vs_noop"] =
+            row->extra["server_cpu_us_per_call"] / ceiling_cpu_us_[c];
       }
-      row.peak_rss_mb = row_peak;
-      row.note = note;
-      rows_.push_back(std::move(row));
+      rows_.push_back(*std::move(row));
     }
     // The same decisions without gRPC: DecideActionsTx through WriteAsync
     // inside the server child, 64 writes queued. What the domain, storage
