@@ -40,13 +40,6 @@ class BareActionService final
     : public v1::ActionService::WithRawCallbackMethod_WatchActions<
           v1::ActionService::CallbackService> {
  public:
-  // The action service's ApproveAction, on actions held in memory.
-  grpc::ServerUnaryReactor* ApproveAction(grpc::CallbackServerContext* context,
-                                          const v1::ApproveActionRequest* request,
-                                          v1::ApproveActionResponse* response) override;
-  // Holds `action` (already initialized as pending) for ApproveAction.
-  void AddAction(v1::Action action);
-
   explicit BareActionService(int notifier_threads = 2);
   // Stops the notifiers. Shut the grpc::Server down first.
   ~BareActionService() override;
@@ -58,6 +51,13 @@ class BareActionService final
   // Returns the sequence.
   int64_t Publish(v1::Event event);
   int64_t head() const;
+
+  // The action service's ApproveAction, on actions held in memory.
+  grpc::ServerUnaryReactor* ApproveAction(grpc::CallbackServerContext* context,
+                                          const v1::ApproveActionRequest* request,
+                                          v1::ApproveActionResponse* response) override;
+  // Holds `action` (already initialized as pending) for ApproveAction.
+  void AddAction(v1::Action action);
 
  private:
   class Stream;
