@@ -124,11 +124,10 @@ int64_t BareActionService::Publish(v1::Event event) {
 grpc::ServerUnaryReactor* BareActionService::ApproveAction(
     grpc::CallbackServerContext* context, const v1::ApproveActionRequest* request,
     v1::ApproveActionResponse* response) {
-  // aird's checks of the request (service/api_services.cc, ValidateDecision),
-  // then its decision (DecideActionsTx's ApplyDecision) on the held copy.
-  absl::Status status = ValidateId("id", request->id());
-  if (status.ok()) status = ValidateComment("comment", request->comment());
-  if (status.ok()) status = ValidateRequestId("request_id", request->request_id());
+  // aird's checks of the request, then its decision (DecideActionsTx's
+  // ApplyDecision) on the held copy.
+  absl::Status status =
+      ValidateDecision(request->id(), request->comment(), request->request_id());
   if (status.ok()) {
     DecisionCommand command;
     command.action_id = request->id();

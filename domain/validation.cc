@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "domain/errors.h"
 #include "domain/lifecycle.h"
+#include "domain/status_macros.h"
 
 namespace air {
 namespace {
@@ -100,6 +101,13 @@ absl::Status ValidateRequestId(absl::string_view field,
                         "INVALID_REQUEST_ID");
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateDecision(absl::string_view id, absl::string_view comment,
+                              absl::string_view request_id) {
+  AIR_RETURN_IF_ERROR(ValidateId("id", id));
+  AIR_RETURN_IF_ERROR(ValidateComment("comment", comment));
+  return ValidateRequestId("request_id", request_id);
 }
 
 absl::StatusOr<int> EffectivePageSize(int page_size) {

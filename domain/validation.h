@@ -28,6 +28,12 @@ absl::Status ValidateComment(absl::string_view field, absl::string_view comment)
 absl::Status ValidateRequestId(absl::string_view field,
                                absl::string_view request_id);
 
+// The fields of a single approve or reject request (ApproveAction,
+// RejectAction): the id, then the comment, then the request_id, each with
+// the errors above and its own field name.
+absl::Status ValidateDecision(absl::string_view id, absl::string_view comment,
+                              absl::string_view request_id);
+
 // Returns the effective page size: 0 -> default, capped at the maximum.
 // Negative is INVALID_PAGE_SIZE.
 absl::StatusOr<int> EffectivePageSize(int page_size);

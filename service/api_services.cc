@@ -96,13 +96,6 @@ absl::StatusOr<ActionQuery> BuildActionQuery(const v1::ListActionsRequest& reque
   return query;
 }
 
-absl::Status ValidateDecision(absl::string_view id, absl::string_view comment,
-                              absl::string_view request_id) {
-  AIR_RETURN_IF_ERROR(ValidateId("id", id));
-  AIR_RETURN_IF_ERROR(ValidateComment("comment", comment));
-  return ValidateRequestId("request_id", request_id);
-}
-
 // Runs a decision as one asynchronous write; `on_success` fills the
 // response from the decided actions before the reactor finishes.
 grpc::ServerUnaryReactor* DecideAsync(

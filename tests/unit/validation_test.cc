@@ -50,6 +50,29 @@ TEST(ValidateRequestId, OptionalButBounded) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(ValidateDecision, ChecksIdThenCommentThenRequestId) {
+  AIR_ASSERT_OK(ValidateDecision("act-1", "confirmed phish", ""));
+  AIR_ASSERT_OK(ValidateDecision("act-1", "", "req-1"));
+  const struct {
+    const char* id;
+    const char* comment;
+    const char* request_id;
+    const char* field;
+    const char* reason;
+  } kCases[] = {
+      {"", "ok", "", "id", "INVALID_ID"},
+      {"bad id", "\xff", "bad request", "id", "INVALID_ID"},  // the first bad field
+      {"act-1", "\xff", "bad request", "comment", "INVALID_UTF8"},
+      {"act-1", "ok", "bad request", "request_id", "INVALID_REQUEST_ID"},
+  };
+  for (const auto& c : kCases) {
+    absl::Status s = ValidateDecision(c.id, c.comment, c.request_id);
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument)) << c.field;
+    EXPECT_EQ(BadRequestField(s), c.field);
+    EXPECT_EQ(ErrorReason(s), c.reason);
+  }
+}
+
 TEST(EffectivePageSize, DefaultsCapsAndRejectsNegative) {
   EXPECT_EQ(*EffectivePageSize(0), kDefaultPageSize);
   EXPECT_EQ(*EffectivePageSize(7), 7);
