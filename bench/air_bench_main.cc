@@ -350,6 +350,14 @@ class Bench {
     }
   }
 
+  // Pending actions enough for approvals at concurrency `c` for `length`:
+  // 1.3x what the no-op call does in that time (approve is never faster).
+  size_t PendingNeeded(int c, absl::Duration length) const {
+    const auto it = ceiling_rate_.find(c);
+    const double ceiling = it != ceiling_rate_.end() ? it->second : 50000;
+    return static_cast<size_t>(ceiling * absl::ToDoubleSeconds(length) * 1.3) + 2000;
+  }
+
   // ApproveAction at concurrency `c` against `server`, each repetition paired
   // with a no-op run at the same concurrency just before it. Returns the
   // row with rate, latency, the median paired ratio, the server's CPU per
@@ -409,11 +417,10 @@ class Bench {
     PendingPool pool;
     PeakTracker peak{ceiling_server_.get()};
     for (int c : kConcurrencies) {
-      const size_t need =
-          static_cast<size_t>(ceiling_rate_.count(c) ? ceiling_rate_[c] : 50000) *
-              (config_.run_seconds + 1) * 2 + 2000;
-      std::optional<ResultRow> row = PairedApproveRow(*ceiling_server_, ceiling_clients_, pool,
-                                                      peak, c, need, need, "storage-free approve");
+      std::optional<ResultRow> row =
+          PairedApproveRow(*ceiling_server_, ceiling_clients_, pool, peak, c,
+                           PendingNeeded(c, WarmLength()), PendingNeeded(c, RunLength()),
+                           "storage-free approve");
       if (!row) return;
       row->scenario = "ceiling";
       row->name = absl::StrCat("approve, storage free (bare gRPC) c=", c);
@@ -434,14 +441,10 @@ class Bench {
     Clients clients = Connect(server->port());
     PendingPool pool;
     PeakTracker peak{server.get()};
-    auto need = [&](int c, absl::Duration length) {
-      const double ceiling = ceiling_rate_.count(c) ? ceiling_rate_[c] : 50000;
-      return static_cast<size_t>(ceiling * absl::ToDoubleSeconds(length) * 1.3) + 2000;
-    };
     for (int c : kConcurrencies) {
       std::optional<ResultRow> row =
-          PairedApproveRow(*server, clients, pool, peak, c, need(c, WarmLength()),
-                           need(c, RunLength()), absl::StrCat("approve ", mode));
+          PairedApproveRow(*server, clients, pool, peak, c, PendingNeeded(c, WarmLength()),
+                           PendingNeeded(c, RunLength()), absl::StrCat("approve ", mode));
       if (!row) return;
       row->scenario = "decisions";
       row->name = absl::StrCat("approve c=", c, full_fsync ? " (synchronous=FULL)" : " (synchronous=NORMAL)");

@@ -22,8 +22,8 @@
 
 #include <cstdint>
 #include <deque>
-#include <string>
 #include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>

@@ -210,16 +210,16 @@ class NoopServiceImpl final : public NoopService::CallbackService {
 
 // A server with exactly the ServerBuilder settings of service/server.cc
 // (AirServer::Start), taking their values from ServerOptions' defaults; it
-// also serves the bare WatchActions of the fan-out ceiling.
+// also serves the bare ActionService of the fan-out and approve ceilings.
 std::unique_ptr<grpc::Server> StartNoopServer(NoopServiceImpl* service,
-                                              BareActionService* watch, int* port) {
+                                              BareActionService* actions, int* port) {
   const ServerOptions defaults;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
   builder.RegisterService(service);
-  builder.RegisterService(watch);
+  builder.RegisterService(actions);
   builder.SetMaxReceiveMessageSize(defaults.max_receive_message_bytes);
   builder.AddChannelArgument(
       GRPC_ARG_KEEPALIVE_TIME_MS,
