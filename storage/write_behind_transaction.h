@@ -1,118 +1,73 @@
-// WriteBehindTransaction: a WriteTransaction decorator for bulk writes that
-// touch the same rows over and over. Upstream sync is the case: every new
-// action rewrites its investigation's counts, and one page holds several
-// actions and versions of each investigation. Through this decorator an
-// investigation (and an upstream version) is read at most once and written
-// once, by Flush(), instead of at every step.
+// WriteBehindTransaction: a WriteTransaction decorator for bulk upstream
+// sync, which asks for and sets the upstream version of every record of a
+// page, several times for investigations. Through it a version is read at
+// most once (PrefetchUpstreamVersions reads a page's in one bulk call) and
+// written once, by Flush(), in bulk. Every other part passes straight
+// through. (Investigations need no such buffer: every write transaction
+// keeps them in memory until its commit.)
 //
-// Everything else passes straight through, in order, so events still carry
-// each intermediate state. Use it only inside one write function, for code
-// that reads investigations and versions through it alone, and call Flush()
-// before returning OK; returning an error discards the buffer together with
-// the rest of the function's changes.
+// Use it only inside one write function, and call Flush() before returning
+// OK; returning an error discards the buffer together with the rest of the
+// function's changes.
 #ifndef AIR_STORAGE_WRITE_BEHIND_TRANSACTION_H_
 #define AIR_STORAGE_WRITE_BEHIND_TRANSACTION_H_
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "storage/repository.h"
+#include "storage/stores.h"
 
 namespace air {
 
-class WriteBehindTransaction final : public WriteTransaction {
+class WriteBehindTransaction final : public WriteTransaction, private UpstreamWrites {
  public:
   explicit WriteBehindTransaction(WriteTransaction& inner) : inner_(inner) {}
 
-  // Writes the buffered investigations and versions to the inner
-  // transaction and empties the buffer. Versions go in one bulk call per
-  // kind, in id order.
+  // Writes the buffered versions to the inner transaction, one bulk call per
+  // kind in id order, and empties the buffer.
   absl::Status Flush();
 
-  // Reads the upstream versions of `ids` in one bulk call, so that the
-  // GetUpstreamVersion calls that follow for them are answered from memory
-  // (a sync page asks for each of its records once, and for each action's
-  // investigation).
+  // Reads the versions of `ids` in one bulk call, so that the
+  // GetUpstreamVersion calls that follow for them are answered from memory.
   absl::Status PrefetchUpstreamVersions(UpstreamKind kind, std::vector<std::string> ids);
 
-  absl::StatusOr<v1::Investigation> GetInvestigation(absl::string_view id) override;
-  absl::Status PutInvestigation(const v1::Investigation& investigation) override;
-  absl::StatusOr<bool> ChangeInvestigation(
-      absl::string_view id, absl::FunctionRef<bool(v1::Investigation&)> change) override;
-  absl::StatusOr<std::optional<int64_t>> GetUpstreamVersion(UpstreamKind kind,
-                                                            absl::string_view id) override;
-  absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,
-                                  int64_t version) override;
-
-  absl::StatusOr<bool> HasInvestigation(absl::string_view id) override {
-    if (investigations_.contains(id)) return true;
-    return inner_.HasInvestigation(id);
-  }
-
-  // Pass-through.
-  absl::StatusOr<v1::Action> GetAction(absl::string_view id) override {
-    return inner_.GetAction(id);
-  }
-  absl::StatusOr<bool> HasAction(absl::string_view id) override {
-    return inner_.HasAction(id);
-  }
-  absl::Status PutAction(const v1::Action& action) override { return inner_.PutAction(action); }
-  absl::StatusOr<int64_t> AppendEvent(v1::Event event) override {
-    return inner_.AppendEvent(std::move(event));
-  }
-  absl::Status AppendAudit(const AuditRecord& record) override {
-    return inner_.AppendAudit(record);
-  }
-  absl::StatusOr<std::optional<StoredRequest>> FindRequest(
-      absl::string_view request_id) override {
-    return inner_.FindRequest(request_id);
-  }
-  absl::Status SaveRequest(absl::string_view request_id,
-                           const StoredRequest& request) override {
-    return inner_.SaveRequest(request_id, request);
-  }
-  absl::StatusOr<std::vector<std::string>> PendingActionsDueBy(absl::Time deadline,
-                                                               int limit) override {
-    return inner_.PendingActionsDueBy(deadline, limit);
-  }
-  absl::StatusOr<int64_t> PruneEvents(absl::Time older_than, int64_t max_events) override {
-    return inner_.PruneEvents(older_than, max_events);
-  }
+  ActionWrites& actions() override { return inner_.actions(); }
+  EventWrites& events() override { return inner_.events(); }
+  AuditWrites& audit() override { return inner_.audit(); }
+  RequestWrites& requests() override { return inner_.requests(); }
+  UpstreamWrites& upstream() override { return *this; }
+  OutboxWrites& outbox() override { return inner_.outbox(); }
   absl::Time Now() const override { return inner_.Now(); }
-  absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) override {
-    return inner_.GetSyncCursor(name);
-  }
-  absl::Status SetSyncCursor(absl::string_view name, absl::string_view cursor) override {
-    return inner_.SetSyncCursor(name, cursor);
-  }
-  absl::StatusOr<int64_t> EnqueueDecision(const OutboxDecision& decision) override {
-    return inner_.EnqueueDecision(decision);
-  }
-  absl::Status MarkDecisionDelivered(int64_t position, absl::string_view result) override {
-    return inner_.MarkDecisionDelivered(position, result);
-  }
-  absl::StatusOr<std::optional<TargetApproval>> FindTargetApproval(
-      absl::string_view target_key) override {
-    return inner_.FindTargetApproval(target_key);
-  }
-  absl::Status RecordTargetApproval(const TargetApproval& approval) override {
-    return inner_.RecordTargetApproval(approval);
-  }
 
  private:
-  template <typename T>
   struct Entry {
-    T value;
+    std::optional<int64_t> value;
     bool dirty = false;
   };
-  using VersionMap = absl::flat_hash_map<std::string, Entry<std::optional<int64_t>>>;
+  using VersionMap = absl::flat_hash_map<std::string, Entry>;
   // One map per kind, looked up by the id itself (no key to build).
   VersionMap& Versions(UpstreamKind kind) {
     return kind == UpstreamKind::kAction ? action_versions_ : investigation_versions_;
   }
 
+  absl::StatusOr<std::optional<int64_t>> GetUpstreamVersion(UpstreamKind kind,
+                                                            absl::string_view id) override;
+  absl::Status SetUpstreamVersion(UpstreamKind kind, absl::string_view id,
+                                  int64_t version) override;
+  absl::Status GetUpstreamVersions(UpstreamKind kind, const std::vector<std::string>& ids,
+                                   std::map<std::string, int64_t>& versions) override;
+  absl::Status SetUpstreamVersions(
+      UpstreamKind kind, const std::vector<std::pair<std::string, int64_t>>& versions) override;
+  absl::StatusOr<std::string> GetSyncCursor(absl::string_view name) override {
+    return inner_.upstream().GetSyncCursor(name);
+  }
+  absl::Status SetSyncCursor(absl::string_view name, absl::string_view cursor) override {
+    return inner_.upstream().SetSyncCursor(name, cursor);
+  }
+
   WriteTransaction& inner_;
-  absl::flat_hash_map<std::string, Entry<v1::Investigation>> investigations_;
   VersionMap action_versions_;
   VersionMap investigation_versions_;
 };
