@@ -44,7 +44,7 @@
 #include "sim/sim_server.h"
 #include "sim/upstream_simulator.h"
 #include "spdlog/spdlog.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 extern char** environ;
 
@@ -270,7 +270,7 @@ absl::StatusOr<std::string> Propose(AirServer& server, const std::string& prefix
   const int64_t start = WallNanos();
   for (int64_t first = 0, b = 0; first < count; first += batch, ++b) {
     const int64_t n = std::min(batch, count - first);
-    AIR_RETURN_IF_ERROR(server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(server.storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
       const std::string investigation_id = absl::StrCat(prefix, "-inv-", b);
       AIR_RETURN_IF_ERROR(CreateInvestigation(tx, investigation_id));
       for (int64_t i = first; i < first + n; ++i) {
@@ -313,10 +313,10 @@ absl::StatusOr<double> Paced(int64_t count, int64_t batch, int64_t interval_us,
 // has them before it starts measuring. Returns the head after it.
 absl::StatusOr<int64_t> StampSetup(AirServer& server, const std::string& prefix) {
   const std::string investigation_id = absl::StrCat(prefix, "-inv");
-  if (server.repository().GetInvestigation(investigation_id).ok()) {
+  if (server.storage().actions().GetInvestigation(investigation_id).ok()) {
     return server.hub().head();
   }
-  AIR_RETURN_IF_ERROR(server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_RETURN_IF_ERROR(server.storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
     AIR_RETURN_IF_ERROR(CreateInvestigation(tx, investigation_id));
     return ProposeActionTx(tx,
                            NewAction(absl::StrCat(prefix, "-first"), investigation_id, 0,
@@ -335,7 +335,7 @@ absl::StatusOr<std::string> Stamp(AirServer& server, const std::string& prefix,
   AIR_ASSIGN_OR_RETURN(
       const double seconds,
       Paced(count, batch, interval_us, [&](int64_t first, int64_t n) {
-        return server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
+        return server.storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
           for (int64_t i = first; i < first + n; ++i) {
             AIR_RETURN_IF_ERROR(
                 ProposeActionTx(tx,
@@ -404,7 +404,7 @@ absl::StatusOr<std::string> Mixed(AirServer& server, int64_t start, int64_t coun
   const int64_t begin = WallNanos();
   for (int64_t first = start; first < start + count; first += batch) {
     const int64_t last = std::min(first + batch, start + count);
-    AIR_RETURN_IF_ERROR(server.repository().Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(server.storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
       for (int64_t i = first; i < last; ++i) {
         const uint64_t h = Mix(static_cast<uint64_t>(i) ^ 0x5bd1e995);
         v1::Action action = NewAction(absl::StrCat("m-", i), absl::StrCat("m-inv-", i / 50),
@@ -444,7 +444,7 @@ absl::StatusOr<std::string> Mixed(AirServer& server, int64_t start, int64_t coun
             SetTimestamp(created + absl::Minutes(5), decision->mutable_decide_time());
           }
         }
-        AIR_RETURN_IF_ERROR(tx.PutAction(action));
+        AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
       }
       return absl::OkStatus();
     }));
@@ -480,7 +480,7 @@ absl::StatusOr<std::string> SyncIngest(AirServer& server, int64_t actions, int p
   UpstreamSyncOptions options;
   options.cursor_name = absl::StrCat("air-bench-", run);
   options.page_size = page_size;
-  UpstreamSyncWorker worker(server.repository(), *client, monitor, options);
+  UpstreamSyncWorker worker(server.storage(), *client, monitor, options);
   const int64_t head = server.hub().head();
   const int64_t start = WallNanos();
   int pages = 0;
@@ -492,7 +492,7 @@ absl::StatusOr<std::string> SyncIngest(AirServer& server, int64_t actions, int p
   const double seconds = static_cast<double>(WallNanos() - start) / 1e9;
   const int64_t events = server.hub().head() - head;
   const std::vector<upstream::v1::Action> all = simulator.Actions();
-  if (all.empty() || !server.repository().GetAction(all.back().id()).ok()) {
+  if (all.empty() || !server.storage().actions().GetAction(all.back().id()).ok()) {
     return absl::InternalError("the upstream backlog was not ingested");
   }
   return absl::StrCat(seconds, " ", backlog.actions, " ", backlog.investigations, " ", events,
@@ -528,7 +528,7 @@ absl::StatusOr<std::string> Decide(AirServer& server, const std::string& prefix,
     input.command.source = v1::Decision::SOURCE_API;
     input.command.decider = "air-bench";
     input.command.comment = "air-bench: confirmed phish";
-    server.repository().WriteAsync(
+    server.storage().writer().WriteAsync(
         [input = std::move(input)](WriteTransaction& tx) {
           return DecideActionsTx(tx, input).status();
         },

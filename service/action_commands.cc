@@ -20,7 +20,7 @@ absl::Status AppendActionEvent(WriteTransaction& tx, const v1::Action& action,
   event.set_type(from == action.state() ? v1::Event::TYPE_ACTION_UPDATED
                                         : ActionEventType(action.state()));
   *event.mutable_action() = action;
-  return tx.AppendEvent(std::move(event)).status();
+  return tx.events().AppendEvent(std::move(event)).status();
 }
 
 absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type,
@@ -28,7 +28,7 @@ absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type
   v1::Event event;
   event.set_type(type);
   *event.mutable_investigation() = std::move(investigation);
-  return tx.AppendEvent(std::move(event)).status();
+  return tx.events().AppendEvent(std::move(event)).status();
 }
 
 // Records an action's move from `from` on its investigation and announces
@@ -42,7 +42,7 @@ absl::Status UpdateInvestigationFor(WriteTransaction& tx, const v1::Action& acti
     after = investigation;
     return true;
   };
-  AIR_RETURN_IF_ERROR(tx.ChangeInvestigation(action.investigation_id(), apply).status());
+  AIR_RETURN_IF_ERROR(tx.actions().ChangeInvestigation(action.investigation_id(), apply).status());
   if (!after.has_value()) return absl::OkStatus();
   return AppendInvestigationEvent(tx, v1::Event::TYPE_INVESTIGATION_STATE_CHANGED,
                                   *std::move(after));
@@ -65,7 +65,7 @@ absl::Status WithActionId(absl::Status status, const std::string& id) {
 
 absl::Status CreateInvestigationTx(WriteTransaction& tx,
                                    v1::Investigation investigation) {
-  AIR_ASSIGN_OR_RETURN(const bool exists, tx.HasInvestigation(investigation.id()));
+  AIR_ASSIGN_OR_RETURN(const bool exists, tx.actions().HasInvestigation(investigation.id()));
   if (exists) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("investigation ", investigation.id(),
@@ -73,7 +73,7 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
                      "INVESTIGATION_EXISTS");
   }
   InitializeNewInvestigation(tx.Now(), investigation);
-  AIR_RETURN_IF_ERROR(tx.PutInvestigation(investigation));
+  AIR_RETURN_IF_ERROR(tx.actions().PutInvestigation(investigation));
   return AppendInvestigationEvent(tx, v1::Event::TYPE_INVESTIGATION_CREATED,
                                   std::move(investigation));
 }
@@ -81,7 +81,7 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
 absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx, v1::Action action,
                                            absl::Duration ttl,
                                            const DecisionPolicy* policy) {
-  AIR_ASSIGN_OR_RETURN(const bool exists, tx.HasAction(action.id()));
+  AIR_ASSIGN_OR_RETURN(const bool exists, tx.actions().HasAction(action.id()));
   if (exists) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("action ", action.id(), " already exists"),
@@ -89,13 +89,13 @@ absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx, v1::Action acti
   }
   action.set_required_approvals(policy ? policy->RequiredApprovals(action.type()) : 1);
   InitializeNewAction(tx.Now(), ttl, action);
-  AIR_RETURN_IF_ERROR(tx.PutAction(action));
+  AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
   AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, v1::Action::STATE_UNSPECIFIED));
   AIR_RETURN_IF_ERROR(UpdateInvestigationFor(tx, action, v1::Action::STATE_UNSPECIFIED));
   if (policy == nullptr) return action;
 
   AIR_ASSIGN_OR_RETURN(v1::Investigation investigation,
-                       tx.GetInvestigation(action.investigation_id()));
+                       tx.actions().GetInvestigation(action.investigation_id()));
   const config::v1::AutomationRule* rule =
       policy->AutomaticApproval(action, investigation);
   if (rule == nullptr) return action;
@@ -114,7 +114,7 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
     WriteTransaction& tx, const DecideActionsInput& input) {
   if (!input.request_id.empty()) {
     AIR_ASSIGN_OR_RETURN(std::optional<StoredRequest> seen,
-                         tx.FindRequest(input.request_id));
+                         tx.requests().FindRequest(input.request_id));
     if (seen.has_value()) {
       if (seen->fingerprint != input.fingerprint) {
         return InvalidField("request_id",
@@ -140,7 +140,7 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
       return InvalidField("ids", absl::StrCat("lists ", id, " more than once"),
                           "DUPLICATE_ID");
     }
-    absl::StatusOr<v1::Action> loaded = tx.GetAction(id);
+    absl::StatusOr<v1::Action> loaded = tx.actions().GetAction(id);
     if (!loaded.ok()) return WithActionId(loaded.status(), id);
     v1::Action action = *std::move(loaded);
     if (!decided.empty() && action.type() != decided.front().type()) {
@@ -160,9 +160,9 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
       return WithActionId(std::move(s), id);
     }
     AIR_RETURN_IF_ERROR(ApplyDuplicateRuleTx(tx, from, action));
-    AIR_RETURN_IF_ERROR(tx.PutAction(action));
+    AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
     AIR_RETURN_IF_ERROR(EnqueueDecisionForUpstreamTx(tx, from, action));
-    AIR_RETURN_IF_ERROR(tx.AppendAudit(AuditRecord{
+    AIR_RETURN_IF_ERROR(tx.audit().AppendAudit(AuditRecord{
         action.id(), action.investigation_id(), from, action.state(),
         action.decision(), input.request_id}));
     AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, from));
@@ -173,18 +173,18 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
   if (!input.request_id.empty()) {
     v1::BatchDecideActionsResponse first;
     for (const v1::Action& a : decided) *first.add_actions() = a;
-    AIR_RETURN_IF_ERROR(tx.SaveRequest(
+    AIR_RETURN_IF_ERROR(tx.requests().SaveRequest(
         input.request_id, StoredRequest{input.fingerprint, first.SerializeAsString()}));
   }
   return decided;
 }
 
 absl::Status ExpireActionTx(WriteTransaction& tx, const std::string& action_id) {
-  AIR_ASSIGN_OR_RETURN(v1::Action action, tx.GetAction(action_id));
+  AIR_ASSIGN_OR_RETURN(v1::Action action, tx.actions().GetAction(action_id));
   const ActionState from = action.state();
   AIR_RETURN_IF_ERROR(ApplyExpiry(tx.Now(), action));
-  AIR_RETURN_IF_ERROR(tx.PutAction(action));
-  AIR_RETURN_IF_ERROR(tx.AppendAudit(AuditRecord{action.id(), action.investigation_id(),
+  AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
+  AIR_RETURN_IF_ERROR(tx.audit().AppendAudit(AuditRecord{action.id(), action.investigation_id(),
                                                  from, action.state(),
                                                  action.decision(), ""}));
   AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, from));
@@ -195,11 +195,11 @@ absl::StatusOr<v1::Action> ApplyExecutionStateTx(WriteTransaction& tx,
                                                  const std::string& action_id,
                                                  ActionState to,
                                                  absl::string_view failure_reason) {
-  AIR_ASSIGN_OR_RETURN(v1::Action action, tx.GetAction(action_id));
+  AIR_ASSIGN_OR_RETURN(v1::Action action, tx.actions().GetAction(action_id));
   const ActionState from = action.state();
   AIR_RETURN_IF_ERROR(ApplyExecutionState(to, failure_reason, tx.Now(), action));
   if (from == action.state()) return action;  // replayed report: no change
-  AIR_RETURN_IF_ERROR(tx.PutAction(action));
+  AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
   AIR_RETURN_IF_ERROR(AppendActionEvent(tx, action, from));
   AIR_RETURN_IF_ERROR(UpdateInvestigationFor(tx, action, from));
   return action;

@@ -15,7 +15,7 @@
 #include "air/v1/investigation.pb.h"
 #include "domain/lifecycle.h"
 #include "domain/policy.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 

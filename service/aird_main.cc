@@ -18,8 +18,7 @@
 #include "service/config.h"
 #include "service/logging.h"
 #include "service/server.h"
-#include "storage/postgres_repository.h"
-#include "storage/sqlite_backup.h"
+#include "storage/storage.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -293,12 +292,7 @@ int main(int argc, char** argv) {
   }
 
   if (const std::string backup = absl::GetFlag(FLAGS_backup); !backup.empty()) {
-    if (air::IsPostgresDatabase(options.db_path)) {
-      spdlog::critical("--backup copies a SQLite database; back PostgreSQL up with pg_dump");
-      return 1;
-    }
-    absl::StatusOr<air::BackupResult> result =
-        air::BackupSqliteDatabase(options.db_path, backup);
+    absl::StatusOr<air::BackupResult> result = air::BackupDatabase(options.db_path, backup);
     if (!result.ok()) {
       air::LogEvent(spdlog::level::err, "backup", "backup failed",
                     {{"database", options.db_path}, {"to", backup},
@@ -325,7 +319,7 @@ int main(int argc, char** argv) {
   air::LogEvent(spdlog::level::info, "aird", "aird serving",
                 {{"listen", options.listen_address},
                  {"port", std::to_string((*server)->port())},
-                 {"database", air::RedactPostgresConninfo(options.db_path)},
+                 {"database", air::DescribeDatabase(options.db_path)},
                  {"metrics_port", std::to_string((*server)->metrics_port())},
                  {"health_port", std::to_string((*server)->health_port())},
                  {"http_port", std::to_string((*server)->http_port())}});

@@ -99,12 +99,12 @@ absl::StatusOr<ActionQuery> BuildActionQuery(const v1::ListActionsRequest& reque
 // Runs a decision as one asynchronous write; `on_success` fills the
 // response from the decided actions before the reactor finishes.
 grpc::ServerUnaryReactor* DecideAsync(
-    grpc::CallbackServerContext* context, Repository& repository,
+    grpc::CallbackServerContext* context, Storage& repository,
     DecideActionsInput input,
     std::function<void(std::vector<v1::Action>&)> on_success) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto decided = std::make_shared<std::vector<v1::Action>>();
-  repository.WriteAsync(
+  repository.writer().WriteAsync(
       [input = std::move(input), decided](WriteTransaction& tx) -> absl::Status {
         AIR_ASSIGN_OR_RETURN(*decided, DecideActionsTx(tx, input));
         return absl::OkStatus();
@@ -143,7 +143,7 @@ grpc::ServerUnaryReactor* InvestigationServiceImpl::GetInvestigation(
   absl::Status status = ValidateId("id", request->id());
   if (status.ok()) {
     absl::StatusOr<v1::Investigation> investigation =
-        repository_.GetInvestigation(request->id());
+        repository_.actions().GetInvestigation(request->id());
     if (investigation.ok()) {
       *response->mutable_investigation() = *std::move(investigation);
     } else {
@@ -162,7 +162,7 @@ grpc::ServerUnaryReactor* InvestigationServiceImpl::ListInvestigations(
   absl::StatusOr<InvestigationQuery> query =
       BuildInvestigationQuery(*request, &fingerprint);
   if (!query.ok()) return FinishNow(context, query.status());
-  absl::StatusOr<InvestigationPage> page = repository_.ListInvestigations(*query);
+  absl::StatusOr<InvestigationPage> page = repository_.actions().ListInvestigations(*query);
   if (!page.ok()) return FinishNow(context, page.status());
   for (v1::Investigation& inv : page->investigations) {
     *response->add_investigations() = std::move(inv);
@@ -178,7 +178,7 @@ grpc::ServerUnaryReactor* ActionServiceImpl::GetAction(
   if (!caller.ok()) return FinishNow(context, caller.status());
   absl::Status status = ValidateId("id", request->id());
   if (status.ok()) {
-    absl::StatusOr<v1::Action> action = repository_.GetAction(request->id());
+    absl::StatusOr<v1::Action> action = repository_.actions().GetAction(request->id());
     if (action.ok()) {
       *response->mutable_action() = *std::move(action);
     } else {
@@ -196,7 +196,7 @@ grpc::ServerUnaryReactor* ActionServiceImpl::ListActions(
   uint64_t fingerprint = 0;
   absl::StatusOr<ActionQuery> query = BuildActionQuery(*request, &fingerprint);
   if (!query.ok()) return FinishNow(context, query.status());
-  absl::StatusOr<ActionPage> page = repository_.ListActions(*query);
+  absl::StatusOr<ActionPage> page = repository_.actions().ListActions(*query);
   if (!page.ok()) return FinishNow(context, page.status());
   for (v1::Action& action : page->actions) *response->add_actions() = std::move(action);
   if (page->next) response->set_next_page_token(EncodePageToken(*page->next, fingerprint));

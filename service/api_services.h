@@ -10,14 +10,14 @@
 #include "service/auth.h"
 #include "service/event_hub.h"
 #include "service/watch_stream.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 
 class InvestigationServiceImpl final
     : public v1::InvestigationService::CallbackService {
  public:
-  InvestigationServiceImpl(Repository& repository, const AccessControl& access)
+  InvestigationServiceImpl(Storage& repository, const AccessControl& access)
       : repository_(repository), access_(access) {}
 
   grpc::ServerUnaryReactor* GetInvestigation(
@@ -28,7 +28,7 @@ class InvestigationServiceImpl final
       v1::ListInvestigationsResponse* response) override;
 
  private:
-  Repository& repository_;
+  Storage& repository_;
   const AccessControl& access_;
 };
 
@@ -40,7 +40,7 @@ class ActionServiceImpl final
  public:
   // `on_watch_send` (may be empty) hears of every event a watch stream
   // starts writing (see WatchSendObserver).
-  ActionServiceImpl(Repository& repository, EventHub& hub, const AccessControl& access,
+  ActionServiceImpl(Storage& repository, EventHub& hub, const AccessControl& access,
                     WatchLimits watch_limits, WatchSendObserver on_watch_send = {})
       : repository_(repository),
         hub_(hub),
@@ -67,7 +67,7 @@ class ActionServiceImpl final
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
 
  private:
-  Repository& repository_;
+  Storage& repository_;
   EventHub& hub_;
   const AccessControl& access_;
   const WatchLimits watch_limits_;

@@ -96,14 +96,14 @@ std::vector<DemoInvestigation> DemoSet() {
 
 }  // namespace
 
-absl::StatusOr<int> LoadDemoData(Repository& repository, absl::Duration action_ttl) {
+absl::StatusOr<int> LoadDemoData(ActionStore& actions, Writer& writer, absl::Duration action_ttl) {
   InvestigationQuery any;
   any.page_size = 1;
-  AIR_ASSIGN_OR_RETURN(InvestigationPage existing, repository.ListInvestigations(any));
+  AIR_ASSIGN_OR_RETURN(InvestigationPage existing, actions.ListInvestigations(any));
   if (!existing.investigations.empty()) return 0;
 
   const std::vector<DemoInvestigation> set = DemoSet();
-  AIR_RETURN_IF_ERROR(repository.Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_RETURN_IF_ERROR(writer.Write([&](WriteTransaction& tx) -> absl::Status {
     for (const DemoInvestigation& d : set) {
       Investigation inv;
       inv.set_id(d.id);

@@ -6,13 +6,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "storage/repository.h"
+#include "storage/stores.h"
 
 namespace air {
 
-// Loads the demo set if the repository has no investigations. Returns the
+// Loads the demo set if `actions` holds no investigations. Returns the
 // number of investigations created (0 if it already had data).
-absl::StatusOr<int> LoadDemoData(Repository& repository, absl::Duration action_ttl);
+absl::StatusOr<int> LoadDemoData(ActionStore& actions, Writer& writer, absl::Duration action_ttl);
 
 }  // namespace air
 

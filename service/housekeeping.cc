@@ -9,10 +9,10 @@ absl::StatusOr<int> ExpirySweeper::RunOnce() {
   int total = 0;
   while (true) {
     int expired = 0;
-    AIR_RETURN_IF_ERROR(repository_.Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(writer_.Write([&](WriteTransaction& tx) -> absl::Status {
       expired = 0;
       AIR_ASSIGN_OR_RETURN(std::vector<std::string> due,
-                           tx.PendingActionsDueBy(tx.Now(), batch_size_));
+                           tx.actions().PendingActionsDueBy(tx.Now(), batch_size_));
       for (const std::string& id : due) {
         AIR_RETURN_IF_ERROR(ExpireActionTx(tx, id));
         ++expired;
@@ -26,8 +26,8 @@ absl::StatusOr<int> ExpirySweeper::RunOnce() {
 
 absl::StatusOr<int64_t> EventRetention::RunOnce() {
   int64_t deleted = 0;
-  AIR_RETURN_IF_ERROR(repository_.Write([&](WriteTransaction& tx) -> absl::Status {
-    AIR_ASSIGN_OR_RETURN(deleted, tx.PruneEvents(tx.Now() - window_, max_events_));
+  AIR_RETURN_IF_ERROR(writer_.Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_ASSIGN_OR_RETURN(deleted, tx.events().PruneEvents(tx.Now() - window_, max_events_));
     return absl::OkStatus();
   }));
   return deleted;

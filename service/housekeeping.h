@@ -12,35 +12,35 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "storage/repository.h"
+#include "storage/stores.h"
 
 namespace air {
 
 class ExpirySweeper {
  public:
-  explicit ExpirySweeper(Repository& repository, int batch_size = 200)
-      : repository_(repository), batch_size_(batch_size) {}
+  explicit ExpirySweeper(Writer& writer, int batch_size = 200)
+      : writer_(writer), batch_size_(batch_size) {}
 
   // Expires every pending action whose deadline has passed, per the
   // repository's clock. Returns how many expired.
   absl::StatusOr<int> RunOnce();
 
  private:
-  Repository& repository_;
+  Writer& writer_;
   const int batch_size_;
 };
 
 class EventRetention {
  public:
-  EventRetention(Repository& repository, absl::Duration window, int64_t max_events)
-      : repository_(repository), window_(window), max_events_(max_events) {}
+  EventRetention(Writer& writer, absl::Duration window, int64_t max_events)
+      : writer_(writer), window_(window), max_events_(max_events) {}
 
   // Deletes events older than the window or beyond the row cap. Returns how
   // many were deleted.
   absl::StatusOr<int64_t> RunOnce();
 
  private:
-  Repository& repository_;
+  Writer& writer_;
   const absl::Duration window_;
   const int64_t max_events_;
 };

@@ -22,7 +22,7 @@
 #include "service/event_hub.h"
 #include "service/logging.h"
 #include "service/sync_monitor.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 namespace {
@@ -83,8 +83,8 @@ class StateCollector final : public prometheus::Collectable {
   std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
     const absl::Time now = clock_->Now();
-    if (sources_.repository != nullptr) {
-      absl::StatusOr<StoreStats> stats = sources_.repository->GetStoreStats();
+    if (sources_.storage != nullptr) {
+      absl::StatusOr<PendingStats> stats = sources_.storage->actions().GetPendingStats();
       if (stats.ok()) {
         MetricFamily pending = Family("aird_pending_actions",
                                       "Actions waiting for a decision, by action type.",
@@ -93,33 +93,29 @@ class StateCollector final : public prometheus::Collectable {
         for (int i = 0; i < types->value_count(); ++i) {
           const auto type = static_cast<v1::ActionType>(types->value(i)->number());
           if (type == v1::ACTION_TYPE_UNSPECIFIED) continue;
-          auto it = stats->pending_by_type.find(type);
-          AddGauge(pending, it == stats->pending_by_type.end() ? 0 : it->second,
+          auto it = stats->by_type.find(type);
+          AddGauge(pending, it == stats->by_type.end() ? 0 : it->second,
                    {{"type", Short(types->value(i)->name(), "ACTION_TYPE_")}});
         }
         out.push_back(std::move(pending));
         MetricFamily oldest = Family(
             "aird_oldest_pending_action_age_seconds",
             "Age of the oldest pending action (0 when none is pending).", MetricType::Gauge);
-        AddGauge(oldest, stats->oldest_pending_create_time
+        AddGauge(oldest, stats->oldest_create_time
                              ? std::max(0.0, absl::ToDoubleSeconds(
-                                                 now - *stats->oldest_pending_create_time))
+                                                 now - *stats->oldest_create_time))
                              : 0.0);
         out.push_back(std::move(oldest));
-        MetricFamily db = Family("aird_database_size_bytes",
-                                 "Size of the SQLite database file (pages in use).",
-                                 MetricType::Gauge);
-        AddGauge(db, static_cast<double>(stats->database_bytes));
-        out.push_back(std::move(db));
-        MetricFamily wal = Family("aird_database_wal_size_bytes",
-                                  "Size of the SQLite write-ahead log file.", MetricType::Gauge);
-        AddGauge(wal, static_cast<double>(stats->wal_bytes));
-        out.push_back(std::move(wal));
       } else {
         spdlog::warn("metrics: store gauges unavailable: {}",
                      std::string(stats.status().message()));
       }
-      absl::StatusOr<EventLogBounds> bounds = sources_.repository->GetEventLogBounds();
+      for (const StorageGauge& gauge : sources_.storage->ReadGauges()) {
+        MetricFamily family = Family(gauge.name, gauge.help, MetricType::Gauge);
+        AddGauge(family, gauge.value);
+        out.push_back(std::move(family));
+      }
+      absl::StatusOr<EventLogBounds> bounds = sources_.storage->events().GetEventLogBounds();
       if (bounds.ok()) {
         MetricFamily head = Family("aird_event_log_head_sequence",
                                    "Sequence of the last committed event.", MetricType::Gauge);
@@ -132,7 +128,7 @@ class StateCollector final : public prometheus::Collectable {
                  static_cast<double>(std::max<int64_t>(0, bounds->head - bounds->first_retained + 1)));
         out.push_back(std::move(retained));
       }
-      absl::StatusOr<DecisionOutboxStats> outbox = sources_.repository->GetDecisionOutboxStats();
+      absl::StatusOr<DecisionOutboxStats> outbox = sources_.storage->outbox().GetDecisionOutboxStats();
       if (outbox.ok()) {
         MetricFamily backlog = Family(
             "aird_decision_outbox_backlog",

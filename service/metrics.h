@@ -44,13 +44,13 @@ class Histogram;
 
 namespace air {
 
-class Repository;
+class Storage;
 class EventHub;
 class SyncMonitor;
 
 // What the scrape-time gauges read. Not owned; must outlive the endpoint.
 struct MetricsSources {
-  Repository* repository = nullptr;
+  Storage* storage = nullptr;
   EventHub* hub = nullptr;
   const SyncMonitor* sync = nullptr;
   const Clock* clock = nullptr;  // null: the system clock

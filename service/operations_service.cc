@@ -16,7 +16,6 @@
 #include "domain/lifecycle.h"
 #include "service/grpc_status.h"
 #include "service/logging.h"
-#include "storage/postgres_repository.h"
 #include "storage/sqlite_backup.h"
 
 namespace air {
@@ -50,8 +49,8 @@ std::string Hex(const unsigned char* bytes, unsigned int length) {
 
 class BackupReactor final : public Reactor {
  public:
-  BackupReactor(std::string db_path, std::string principal, std::atomic<bool>* running)
-      : db_path_(std::move(db_path)), principal_(std::move(principal)), running_(running),
+  BackupReactor(OnlineBackup& backup, std::string principal, std::atomic<bool>* running)
+      : backup_(backup), principal_(std::move(principal)), running_(running),
         digest_(EVP_MD_CTX_new()) {
     EVP_DigestInit_ex(digest_, EVP_sha256(), nullptr);
     worker_ = std::thread([this] { Prepare(); });
@@ -92,7 +91,7 @@ class BackupReactor final : public Reactor {
  private:
   // On the worker thread: the snapshot, then the first write.
   void Prepare() {
-    tmp_ = absl::StrCat(db_path_, ".backup-XXXXXX");
+    tmp_ = absl::StrCat(backup_.scratch_prefix(), "XXXXXX");
     const int fd = ::mkstemp(tmp_.data());
     if (fd < 0) {
       tmp_.clear();
@@ -103,7 +102,7 @@ class BackupReactor final : public Reactor {
     }
     ::close(fd);
     const absl::Time snapshot_time = absl::Now();
-    absl::StatusOr<BackupResult> result = BackupSqliteDatabase(db_path_, tmp_);
+    absl::StatusOr<BackupResult> result = backup_.BackupTo(tmp_);
     bool cancelled;
     {
       absl::MutexLock lock(&mu_);
@@ -173,7 +172,7 @@ class BackupReactor final : public Reactor {
     Finish(ToGrpcStatus(status));
   }
 
-  const std::string db_path_;
+  OnlineBackup& backup_;
   const std::string principal_;
   std::atomic<bool>* const running_;
   EVP_MD_CTX* const digest_;
@@ -195,10 +194,10 @@ grpc::ServerWriteReactor<v1::BackupDatabaseResponse>* OperationsServiceImpl::Bac
     grpc::CallbackServerContext* context, const v1::BackupDatabaseRequest* /*request*/) {
   absl::StatusOr<Principal> caller = access_.Check(*context, Permission::kOperate);
   if (!caller.ok()) return new FinishedReactor(caller.status());
-  if (IsPostgresDatabase(db_path_)) {
+  if (backup_ == nullptr) {
     return new FinishedReactor(MakeError(
         absl::StatusCode::kFailedPrecondition,
-        "this server stores its data in PostgreSQL; back it up with pg_dump",
+        "this server's database has no online backup (PostgreSQL: back it up with pg_dump)",
         "BACKUP_NOT_SUPPORTED"));
   }
   bool expected = false;
@@ -209,7 +208,7 @@ grpc::ServerWriteReactor<v1::BackupDatabaseResponse>* OperationsServiceImpl::Bac
   }
   LogEvent(spdlog::level::info, "backup", "database backup started",
            {{"principal", caller->name}});
-  return new BackupReactor(db_path_, caller->name, &backup_running_);
+  return new BackupReactor(*backup_, caller->name, &backup_running_);
 }
 
 }  // namespace air

@@ -11,19 +11,22 @@
 
 #include "air/v1/operations_service.grpc.pb.h"
 #include "service/auth.h"
+#include "storage/storage.h"
 
 namespace air {
 
 class OperationsServiceImpl final : public v1::OperationsService::CallbackService {
  public:
-  OperationsServiceImpl(std::string db_path, const AccessControl& access)
-      : db_path_(std::move(db_path)), access_(access) {}
+  // `backup`: the storage's online backup, or null when it has none. Not
+  // owned.
+  OperationsServiceImpl(OnlineBackup* backup, const AccessControl& access)
+      : backup_(backup), access_(access) {}
 
   grpc::ServerWriteReactor<v1::BackupDatabaseResponse>* BackupDatabase(
       grpc::CallbackServerContext* context, const v1::BackupDatabaseRequest* request) override;
 
  private:
-  const std::string db_path_;
+  OnlineBackup* const backup_;
   const AccessControl& access_;
   // One backup at a time: each needs disk space for a whole copy.
   std::atomic<bool> backup_running_{false};

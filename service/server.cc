@@ -27,8 +27,7 @@
 #include "service/http_gateway.h"
 #include "service/upstream_link.h"
 #include "spdlog/spdlog.h"
-#include "storage/postgres_repository.h"
-#include "storage/sqlite_repository.h"
+#include "storage/storage.h"
 
 namespace air {
 
@@ -75,15 +74,25 @@ bool IsLoopbackAddress(const std::string& listen_address) {
 }
 
 struct AirServer::Parts {
+  explicit Parts(const ServerOptions& server_options) : options(server_options) {}
+
+  // Each step builds one part; Start runs them in order and, if one fails,
+  // tears down what was built through the same path as Shutdown.
+  absl::Status CheckExposure() const;
+  absl::Status OpenStorage();
+  void ConnectCommitStream();
+  absl::Status StartServices();
+  absl::Status StartGrpc();
+  absl::Status StartSideListeners();
+  void StartBackgroundWork();
+  void Teardown(absl::Duration grace);
+
   ServerOptions options;
-  // The hub is declared before the repository so that it outlives the
-  // repository's writer thread, which publishes to it until it stops.
+  // The hub is declared before the storage so that it outlives the storage's
+  // writer, which publishes to it until it stops.
   std::unique_ptr<EventHub> hub;
-  std::unique_ptr<Repository> repository;
-  // PostgreSQL only: which replica runs sync, delivery and the expiry
-  // sweeper. Null for SQLite (one process: always the leader).
-  std::unique_ptr<PostgresLeaderElection> election;
-  std::atomic<bool> leader{true};
+  std::unique_ptr<Storage> storage;
+  std::atomic<bool> leader{false};
   std::unique_ptr<Authenticator> authenticator;  // null: auth disabled
   // Declared before everything that handles calls: refuses new calls during
   // shutdown and counts the ones in flight.
@@ -95,7 +104,7 @@ struct AirServer::Parts {
   std::unique_ptr<ConsoleServiceImpl> console_service;
   std::unique_ptr<ExpirySweeper> sweeper;
   std::unique_ptr<EventRetention> retention;
-  // Declared after the repository: its workers stop before the repository.
+  // Declared after the storage: its workers stop before the storage.
   std::unique_ptr<UpstreamLink> upstream;
   std::unique_ptr<PeriodicTask> housekeeping;
   std::unique_ptr<ServerMetrics> metrics;
@@ -109,158 +118,145 @@ struct AirServer::Parts {
   // The web console; reaches the services through `server`'s in-process
   // channel, so it is stopped before `server`.
   std::unique_ptr<HttpGateway> http;
+  // Which process runs sync, delivery and the expiry sweeper.
+  std::unique_ptr<LeaderElection> election;
 
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
 };
 
 absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions& options) {
-  auto parts = std::make_unique<Parts>();
-  parts->options = options;
+  auto parts = std::make_unique<Parts>(options);
+  absl::Status started = parts->CheckExposure();
+  if (started.ok()) started = parts->OpenStorage();
+  if (started.ok()) started = parts->StartServices();
+  if (started.ok()) started = parts->StartGrpc();
+  if (started.ok()) started = parts->StartSideListeners();
+  if (!started.ok()) {
+    parts->Teardown(absl::ZeroDuration());
+    return started;
+  }
+  parts->StartBackgroundWork();
+  return std::unique_ptr<AirServer>(new AirServer(std::move(parts)));
+}
 
-  const bool loopback = IsLoopbackAddress(options.listen_address);
-  if (!loopback && (!options.tls.enabled() || options.tokens_file.empty())) {
+// A non-loopback listener needs TLS and authentication, unless the operator
+// accepted the risk.
+absl::Status AirServer::Parts::CheckExposure() const {
+  const bool secured = options.tls.enabled() && !options.tokens_file.empty();
+  for (const auto& [address, what] :
+       {std::pair<std::string, std::string>{options.listen_address, ""},
+        {options.http_listen_address, "the web console on "}}) {
+    if (address.empty() || IsLoopbackAddress(address) || secured) continue;
     if (!options.allow_insecure) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "refusing to serve ", options.listen_address,
+          "refusing to serve ", what, address,
           " without TLS and authentication; configure --tls_cert/--tls_key and "
           "--tokens_file, or pass --allow_insecure to accept the risk"));
     }
     spdlog::critical(
-        "INSECURE: serving {} without {}{}; anyone who reaches this port can "
-        "read and decide remediation actions",
-        options.listen_address, options.tls.enabled() ? "" : "TLS",
-        options.tokens_file.empty() ? (options.tls.enabled() ? "authentication"
-                                                             : " or authentication")
-                                    : "");
+        "INSECURE: serving {}{} without {}; anyone who reaches this port can read and "
+        "decide remediation actions",
+        what, address,
+        !options.tls.enabled() && options.tokens_file.empty() ? "TLS or authentication"
+        : !options.tls.enabled()                              ? "TLS"
+                                                              : "authentication");
   }
-  if (!options.http_listen_address.empty() &&
-      !IsLoopbackAddress(options.http_listen_address) &&
-      (!options.tls.enabled() || options.tokens_file.empty())) {
-    if (!options.allow_insecure) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "refusing to serve the web console on ", options.http_listen_address,
-          " without TLS and authentication; configure --tls_cert/--tls_key and "
-          "--tokens_file, or pass --allow_insecure to accept the risk"));
+  return absl::OkStatus();
+}
+
+absl::Status AirServer::Parts::OpenStorage() {
+  StorageOptions db;
+  db.database = options.db_path;
+  db.full_fsync = options.full_fsync;
+  db.clock = options.clock;
+  AIR_ASSIGN_OR_RETURN(storage, Storage::Open(db));
+  AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, storage->events().GetEventLogBounds());
+  hub = std::make_unique<EventHub>(bounds.head);
+  return absl::OkStatus();
+}
+
+// Every commit's events reach the hub and the upstream link (the leader
+// delivers every process's decisions); counting and logging a decision
+// happens once, in the process that committed it. Streams served from this
+// process's memory cannot go on while its database is gone: they end, so
+// that clients resume on another replica.
+void AirServer::Parts::ConnectCommitStream() {
+  ServerMetrics* counter = metrics.get();
+  storage->SetLocalCommitObserver([counter](const std::vector<v1::Event>& events) {
+    counter->OnCommit(events);
+    LogCommittedDecisions(events);
+  });
+  EventHub* to_hub = hub.get();
+  UpstreamLink* link = upstream.get();
+  storage->SetCommitObserver([to_hub, link](std::vector<v1::Event>& events) {
+    link->OnCommit(events);
+    to_hub->Publish(std::move(events));  // last: it takes the events
+  });
+  storage->SetConnectionObserver([to_hub](const absl::Status& status) {
+    if (status.ok()) {
+      to_hub->Resume();
+      return;
     }
-    spdlog::critical(
-        "INSECURE: serving the web console on {} without TLS or authentication; "
-        "anyone who reaches this port can read and decide remediation actions",
-        options.http_listen_address);
-  }
+    to_hub->Suspend(MakeError(
+        absl::StatusCode::kUnavailable,
+        "this server lost its database; resume from your last sequence on another server",
+        "STORAGE_UNAVAILABLE"));
+  });
+}
+
+absl::Status AirServer::Parts::StartServices() {
   if (!options.tokens_file.empty()) {
-    AIR_ASSIGN_OR_RETURN(parts->authenticator, Authenticator::Load(options.tokens_file));
-    spdlog::info("authentication on: {} credentials loaded", parts->authenticator->size());
+    AIR_ASSIGN_OR_RETURN(authenticator, Authenticator::Load(options.tokens_file));
+    spdlog::info("authentication on: {} credentials loaded", authenticator->size());
   }
-  parts->access = std::make_unique<AccessControl>(parts->authenticator.get(), &parts->drain);
+  access = std::make_unique<AccessControl>(authenticator.get(), &drain);
+  // Synced actions are where the decision policy bites: two-person rules
+  // and automatic approvals apply to them as they arrive.
+  UpstreamOptions upstream_options = options.upstream;
+  upstream_options.sync.policy = &options.policy;
+  upstream_options.allow_insecure = options.allow_insecure;
+  AIR_ASSIGN_OR_RETURN(upstream, UpstreamLink::Create(upstream_options, *storage, options.clock,
+                                                      access.get()));
+  metrics = std::make_unique<ServerMetrics>(
+      MetricsSources{storage.get(), hub.get(), &upstream->monitor(), options.clock});
+  ConnectCommitStream();
+  if (options.demo) {
+    AIR_ASSIGN_OR_RETURN(int created, LoadDemoData(storage->actions(), storage->writer(), options.action_ttl));
+    spdlog::info("demo data: {} investigations created", created);
+  }
+  sweeper = std::make_unique<ExpirySweeper>(storage->writer());
+  retention = std::make_unique<EventRetention>(storage->writer(), options.event_retention,
+                                               options.max_events);
+  investigation_service = std::make_unique<InvestigationServiceImpl>(*storage, *access);
+  ServerMetrics* counter = metrics.get();
+  action_service = std::make_unique<ActionServiceImpl>(
+      *storage, *hub, *access, options.watch_limits,
+      [counter](absl::Time commit_time) { counter->RecordWatchSend(commit_time); });
+  operations_service = std::make_unique<OperationsServiceImpl>(storage->backup(), *access);
+  console_service = std::make_unique<ConsoleServiceImpl>(*access, authenticator != nullptr);
+  return absl::OkStatus();
+}
+
+absl::Status AirServer::Parts::StartGrpc() {
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.enabled()) {
     AIR_ASSIGN_OR_RETURN(credentials, MakeTlsCredentials(options.tls));
   }
-
-  const bool postgres = IsPostgresDatabase(options.db_path);
-  PostgresRepository* postgres_repository = nullptr;
-  if (postgres) {
-    PostgresOptions db;
-    db.conninfo = options.db_path;
-    db.clock = options.clock;
-    AIR_ASSIGN_OR_RETURN(std::unique_ptr<PostgresRepository> repository,
-                         PostgresRepository::Open(db));
-    postgres_repository = repository.get();
-    parts->repository = std::move(repository);
-    parts->leader = false;  // until the election says otherwise
-  } else {
-    SqliteOptions db;
-    db.path = options.db_path;
-    db.full_fsync = options.full_fsync;
-    db.clock = options.clock;
-    AIR_ASSIGN_OR_RETURN(parts->repository, SqliteRepository::Open(db));
-  }
-
-  AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, parts->repository->GetEventLogBounds());
-  parts->hub = std::make_unique<EventHub>(bounds.head);
-  EventHub* hub = parts->hub.get();
-  // Synced actions are where the decision policy bites: two-person rules
-  // and automatic approvals apply to them as they arrive.
-  UpstreamOptions upstream_options = options.upstream;
-  upstream_options.sync.policy = &parts->options.policy;
-  upstream_options.allow_insecure = options.allow_insecure;
-  AIR_ASSIGN_OR_RETURN(parts->upstream,
-                       UpstreamLink::Create(upstream_options, *parts->repository, options.clock,
-                                            parts->access.get()));
-  UpstreamLink* upstream = parts->upstream.get();
-  parts->metrics = std::make_unique<ServerMetrics>(MetricsSources{
-      parts->repository.get(), hub, &parts->upstream->monitor(), options.clock});
-  ServerMetrics* metrics = parts->metrics.get();
-  if (postgres_repository != nullptr) {
-    // Every replica's hub gets every replica's events; counting and logging
-    // a decision happens once, on the replica that committed it.
-    postgres_repository->SetLocalCommitObserver([metrics](std::vector<v1::Event>& events) {
-      metrics->OnCommit(events);
-      LogCommittedDecisions(events);
-    });
-    parts->repository->SetCommitObserver([hub, upstream](std::vector<v1::Event>& events) {
-      upstream->OnCommit(events);       // the leader delivers other replicas' decisions too
-      hub->Publish(std::move(events));  // last: it takes the events
-    });
-  } else {
-    parts->repository->SetCommitObserver(
-        [hub, upstream, metrics](std::vector<v1::Event>& events) {
-          upstream->OnCommit(events);
-          metrics->OnCommit(events);
-          LogCommittedDecisions(events);
-          hub->Publish(std::move(events));  // last: it takes the events
-        });
-  }
-
-  if (postgres_repository != nullptr) {
-    // Streams served from this replica's memory cannot continue while the
-    // database is gone: end them, so clients resume on another replica.
-    postgres_repository->SetConnectionObserver([hub](const absl::Status& status) {
-      if (status.ok()) {
-        hub->Resume();
-        return;
-      }
-      hub->Suspend(MakeError(
-          absl::StatusCode::kUnavailable,
-          "this server lost its database; resume from your last sequence on another server",
-          "STORAGE_UNAVAILABLE"));
-    });
-  }
-
-  if (options.demo) {
-    AIR_ASSIGN_OR_RETURN(int created, LoadDemoData(*parts->repository, options.action_ttl));
-    spdlog::info("demo data: {} investigations created", created);
-  }
-
-  parts->sweeper = std::make_unique<ExpirySweeper>(*parts->repository);
-  parts->retention = std::make_unique<EventRetention>(
-      *parts->repository, options.event_retention, options.max_events);
-
-  parts->investigation_service =
-      std::make_unique<InvestigationServiceImpl>(*parts->repository, *parts->access);
-  parts->action_service = std::make_unique<ActionServiceImpl>(
-      *parts->repository, *parts->hub, *parts->access, options.watch_limits,
-      [metrics](absl::Time commit_time) { metrics->RecordWatchSend(commit_time); });
-  parts->operations_service =
-      std::make_unique<OperationsServiceImpl>(options.db_path, *parts->access);
-  parts->console_service =
-      std::make_unique<ConsoleServiceImpl>(*parts->access, parts->authenticator != nullptr);
-
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, credentials, &parts->port);
-  builder.RegisterService(parts->investigation_service.get());
-  builder.RegisterService(parts->action_service.get());
-  builder.RegisterService(parts->console_service.get());
-  builder.RegisterService(parts->upstream->sync_service());
-  builder.RegisterService(parts->operations_service.get());
+  builder.AddListeningPort(options.listen_address, credentials, &port);
+  builder.RegisterService(investigation_service.get());
+  builder.RegisterService(action_service.get());
+  builder.RegisterService(console_service.get());
+  builder.RegisterService(upstream->sync_service());
+  builder.RegisterService(operations_service.get());
   {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
-    interceptors.push_back(parts->drain.NewInterceptorFactory());
-    interceptors.push_back(parts->metrics->NewInterceptorFactory());
+    interceptors.push_back(drain.NewInterceptorFactory());
+    interceptors.push_back(metrics->NewInterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
@@ -273,103 +269,125 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
         GRPC_ARG_MAX_CONNECTION_AGE_MS,
         static_cast<int>(absl::ToInt64Milliseconds(options.max_connection_age)));
   }
-  parts->server = builder.BuildAndStart();
-  if (parts->server == nullptr || parts->port == 0) {
+  server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address,
                      " (address in use or not local?)"));
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status AirServer::Parts::StartSideListeners() {
   if (!options.health_listen.empty()) {
     grpc::ServerBuilder health_builder;
     health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
-                                    &parts->health_port);
-    parts->health_server = health_builder.BuildAndStart();
-    if (parts->health_server == nullptr || parts->health_port == 0) {
-      parts->server->Shutdown();
+                                    &health_port);
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", options.health_listen, " (health_listen: address in use?)"));
     }
   }
   if (!options.metrics_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
-        MetricsEndpoint::Start(options.metrics_listen, *parts->metrics);
-    if (!endpoint.ok()) {
-      parts->server->Shutdown();
-      if (parts->health_server) parts->health_server->Shutdown();
-      return endpoint.status();
-    }
-    parts->metrics_endpoint = *std::move(endpoint);
+    AIR_ASSIGN_OR_RETURN(metrics_endpoint, MetricsEndpoint::Start(options.metrics_listen, *metrics));
     spdlog::info("metrics on http://{}/metrics (port {})", options.metrics_listen,
-                 parts->metrics_endpoint->port());
+                 metrics_endpoint->port());
   }
   if (!options.http_listen_address.empty()) {
-    HttpGatewayOptions http;
-    http.listen_address = options.http_listen_address;
-    http.tls_cert_file = options.tls.cert_file;
-    http.tls_key_file = options.tls.key_file;
+    HttpGatewayOptions http_options;
+    http_options.listen_address = options.http_listen_address;
+    http_options.tls_cert_file = options.tls.cert_file;
+    http_options.tls_key_file = options.tls.key_file;
     // Browsers sign in with tokens; client certificates are asked for only
     // when gRPC requires them too, so HTTP is never the weaker door.
-    if (options.tls.require_client_cert) http.tls_client_ca_file = options.tls.client_ca_file;
+    if (options.tls.require_client_cert) {
+      http_options.tls_client_ca_file = options.tls.client_ca_file;
+    }
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(64 << 20);
-    absl::StatusOr<std::unique_ptr<HttpGateway>> gateway =
-        HttpGateway::Start(http, parts->server->InProcessChannel(channel_args));
-    if (!gateway.ok()) {
-      parts->hub->Shutdown();
-      parts->server->Shutdown(std::chrono::system_clock::now());
-      parts->server->Wait();
-      if (parts->health_server) parts->health_server->Shutdown();
-      return gateway.status();
-    }
-    parts->http = *std::move(gateway);
+    AIR_ASSIGN_OR_RETURN(http,
+                         HttpGateway::Start(http_options, server->InProcessChannel(channel_args)));
     spdlog::info("web console and JSON API on {} port {}",
-                 options.tls.enabled() ? "HTTPS" : "HTTP", parts->http->port());
+                 options.tls.enabled() ? "HTTPS" : "HTTP", http->port());
   }
+  return absl::OkStatus();
+}
 
+// Housekeeping, the upstream link and leadership: exactly one process
+// syncs, delivers decisions and expires actions. With several replicas, if
+// the leader dies another takes over at its next attempt; a decision
+// delivered but not yet marked is delivered again, and the upstream
+// deduplicates it by request_id.
+void AirServer::Parts::StartBackgroundWork() {
   if (options.housekeeping_interval > absl::ZeroDuration()) {
-    ExpirySweeper* sweeper = parts->sweeper.get();
-    EventRetention* retention = parts->retention.get();
-    std::atomic<bool>* leader = &parts->leader;
-    parts->housekeeping = std::make_unique<PeriodicTask>(
-        options.housekeeping_interval, [sweeper, retention, leader] {
-          if (!leader->load()) return;  // another replica sweeps
-          if (auto expired = sweeper->RunOnce(); !expired.ok()) {
+    ExpirySweeper* sweep = sweeper.get();
+    EventRetention* prune = retention.get();
+    std::atomic<bool>* leads = &leader;
+    housekeeping = std::make_unique<PeriodicTask>(
+        options.housekeeping_interval, [sweep, prune, leads] {
+          if (!leads->load()) return;  // another replica sweeps
+          if (auto expired = sweep->RunOnce(); !expired.ok()) {
             spdlog::warn("expiry sweep failed: {}", std::string(expired.status().message()));
           } else if (*expired > 0) {
             spdlog::info("expired {} pending actions", *expired);
           }
-          if (auto pruned = retention->RunOnce(); !pruned.ok()) {
+          if (auto pruned = prune->RunOnce(); !pruned.ok()) {
             spdlog::warn("event retention failed: {}", std::string(pruned.status().message()));
           }
         });
   }
-  grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   grpc::HealthCheckServiceInterface* probe_health =
-      parts->health_server ? parts->health_server->GetHealthCheckService() : nullptr;
-  parts->upstream->Start(
+      health_server ? health_server->GetHealthCheckService() : nullptr;
+  upstream->Start(
       [health, probe_health](bool serving) {
         health->SetServingStatus(kSyncHealthService, serving);
         if (probe_health != nullptr) probe_health->SetServingStatus(kSyncHealthService, serving);
       },
-      /*run_workers=*/!postgres);
-  if (postgres) {
-    // Exactly one replica syncs, delivers decisions and expires actions: the
-    // holder of a session advisory lock. If it dies, PostgreSQL drops the
-    // lock with its session and another replica takes over at its next
-    // attempt. A decision delivered but not yet marked when the leader died
-    // is delivered again by the next one; the upstream deduplicates it by
-    // request_id.
-    PostgresLeaderElection::Options election;
-    election.conninfo = options.db_path;
-    election.retry_interval = options.leader_retry_interval;
-    Parts* p = parts.get();
-    parts->election = PostgresLeaderElection::Start(election, [p](bool leader) {
-      p->leader = leader;
-      p->upstream->SetLeader(leader);
-    });
+      /*run_workers=*/false);
+  election = storage->StartLeaderElection(options.leader_retry_interval, [this](bool leads) {
+    leader = leads;
+    upstream->SetLeader(leads);
+  });
+}
+
+// Stops what was started, in this order, whether Start failed halfway or
+// the server is shutting down: the console's live views (they need the
+// gRPC server), background work and leadership (so another replica can take
+// over at once), health, then new calls are refused and streams end with
+// UNAVAILABLE so clients resume elsewhere; unary calls in flight get
+// `grace` to finish before the gRPC server stops.
+void AirServer::Parts::Teardown(absl::Duration grace) {
+  if (http) http->Stop();
+  housekeeping.reset();
+  if (election) election->Stop();
+  if (upstream) upstream->Stop();
+  if (server) server->GetHealthCheckService()->Shutdown();
+  if (health_server) health_server->GetHealthCheckService()->Shutdown();
+  const absl::Time deadline = absl::Now() + grace;
+  drain.BeginDraining();
+  if (hub) hub->Shutdown();
+  if (!drain.AwaitIdle(deadline)) {
+    spdlog::warn("shutdown: {} calls still running after the grace period", drain.in_flight());
   }
-  return std::unique_ptr<AirServer>(new AirServer(std::move(parts)));
+  if (server) {
+    server->Shutdown(absl::ToChronoTime(deadline));
+    server->Wait();
+  }
+  if (health_server) {
+    health_server->Shutdown(std::chrono::system_clock::now());
+    health_server->Wait();
+  }
+  metrics_endpoint.reset();
+  // Writes still queued commit as the storage closes; nothing that the
+  // observers reach is needed for them any more.
+  if (storage) {
+    storage->SetCommitObserver(nullptr);
+    storage->SetLocalCommitObserver(nullptr);
+    storage->SetConnectionObserver(nullptr);
+  }
 }
 
 AirServer::AirServer(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -391,36 +409,12 @@ void AirServer::Shutdown(absl::Duration grace) {
     if (parts_->shut_down) return;
     parts_->shut_down = true;
   }
-  // The console's live views end first; it needs the gRPC server to do so.
-  if (parts_->http) parts_->http->Stop();
-  parts_->housekeeping.reset();
-  // Leadership goes first, so another replica can take over at once.
-  if (parts_->election) parts_->election->Stop();
-  parts_->upstream->Stop();
-  parts_->server->GetHealthCheckService()->Shutdown();
-  if (parts_->health_server) parts_->health_server->GetHealthCheckService()->Shutdown();
-  // New calls are refused with UNAVAILABLE from here on (service/call_drain.h);
-  // streams end with UNAVAILABLE, so clients resume elsewhere; unary calls in
-  // flight get `grace` to finish before the gRPC server shuts down.
-  const absl::Time deadline = absl::Now() + grace;
-  parts_->drain.BeginDraining();
-  parts_->hub->Shutdown();
-  if (!parts_->drain.AwaitIdle(deadline)) {
-    spdlog::warn("shutdown: {} calls still running after the grace period",
-                 parts_->drain.in_flight());
-  }
-  parts_->server->Shutdown(absl::ToChronoTime(deadline));
-  parts_->server->Wait();
-  if (parts_->health_server) {
-    parts_->health_server->Shutdown(std::chrono::system_clock::now());
-    parts_->health_server->Wait();
-  }
-  parts_->metrics_endpoint.reset();
+  parts_->Teardown(grace);
 }
 
 void AirServer::Wait() { parts_->server->Wait(); }
 
-Repository& AirServer::repository() { return *parts_->repository; }
+Storage& AirServer::storage() { return *parts_->storage; }
 EventHub& AirServer::hub() { return *parts_->hub; }
 ExpirySweeper& AirServer::expiry_sweeper() { return *parts_->sweeper; }
 EventRetention& AirServer::event_retention() { return *parts_->retention; }

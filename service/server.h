@@ -1,4 +1,4 @@
-// AirServer wires the parts into a running service: the SQLite repository,
+// AirServer wires the parts into a running service: the storage,
 // the event hub, the gRPC services (plus health and reflection) and the
 // housekeeping tasks. aird's main() and the integration tests both use it,
 // so tests exercise exactly what production runs.
@@ -18,7 +18,7 @@
 
 namespace air {
 
-class Repository;
+class Storage;
 class EventHub;
 class ExpirySweeper;
 class EventRetention;
@@ -103,7 +103,7 @@ struct ServerOptions {
 
 class AirServer {
  public:
-  // Opens the repository, loads demo data if asked, and starts serving.
+  // Opens the storage, loads demo data if asked, and starts serving.
   // Fails (never half-starts) if the database cannot be opened, the address
   // cannot be bound, or a non-loopback address would be served without TLS
   // and authentication (FAILED_PRECONDITION unless allow_insecure).
@@ -125,7 +125,7 @@ class AirServer {
   // Blocks until Shutdown() completes.
   void Wait();
 
-  Repository& repository();
+  Storage& storage();
   EventHub& hub();
   ExpirySweeper& expiry_sweeper();
   EventRetention& event_retention();

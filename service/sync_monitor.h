@@ -21,7 +21,7 @@
 #include "absl/time/time.h"
 #include "air/v1/sync_service.pb.h"
 #include "domain/clock.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 

@@ -15,7 +15,7 @@ grpc::ServerUnaryReactor* SyncServiceImpl::GetSyncStatus(
       return reactor;
     }
   }
-  absl::StatusOr<DecisionOutboxStats> outbox = repository_.GetDecisionOutboxStats();
+  absl::StatusOr<DecisionOutboxStats> outbox = repository_.outbox().GetDecisionOutboxStats();
   if (!outbox.ok()) {
     reactor->Finish(ToGrpcStatus(outbox.status()));
     return reactor;

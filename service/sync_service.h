@@ -7,14 +7,14 @@
 #include "air/v1/sync_service.grpc.pb.h"
 #include "service/auth.h"
 #include "service/sync_monitor.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 
 class SyncServiceImpl final : public v1::SyncService::CallbackService {
  public:
   // None is owned. A null `access` lets every caller read (tests).
-  SyncServiceImpl(Repository& repository, const SyncMonitor& monitor,
+  SyncServiceImpl(Storage& repository, const SyncMonitor& monitor,
                   const AccessControl* access)
       : repository_(repository), monitor_(monitor), access_(access) {}
 
@@ -23,7 +23,7 @@ class SyncServiceImpl final : public v1::SyncService::CallbackService {
                                           v1::GetSyncStatusResponse* response) override;
 
  private:
-  Repository& repository_;
+  Storage& repository_;
   const SyncMonitor& monitor_;
   const AccessControl* const access_;
 };

@@ -30,7 +30,7 @@ absl::Status AppendInvestigationEvent(WriteTransaction& tx, v1::Event::Type type
   v1::Event event;
   event.set_type(type);
   *event.mutable_investigation() = investigation;
-  return tx.AppendEvent(std::move(event)).status();
+  return tx.events().AppendEvent(std::move(event)).status();
 }
 
 // An action may name an investigation whose record has not arrived (an
@@ -41,9 +41,9 @@ absl::Status EnsureInvestigation(WriteTransaction& tx, const std::string& id) {
   // A synced investigation exists; checking its version is cheaper than
   // loading it (this runs for every new action).
   AIR_ASSIGN_OR_RETURN(std::optional<int64_t> synced,
-                       tx.GetUpstreamVersion(UpstreamKind::kInvestigation, id));
+                       tx.upstream().GetUpstreamVersion(UpstreamKind::kInvestigation, id));
   if (synced.has_value()) return absl::OkStatus();
-  AIR_ASSIGN_OR_RETURN(const bool exists, tx.HasInvestigation(id));
+  AIR_ASSIGN_OR_RETURN(const bool exists, tx.actions().HasInvestigation(id));
   if (exists) return absl::OkStatus();
   Investigation placeholder;
   placeholder.set_id(id);
@@ -56,25 +56,25 @@ absl::Status EnsureInvestigation(WriteTransaction& tx, const std::string& id) {
 // The upstream expired a pending action: the same writes as ExpireActionTx,
 // without the local deadline check (the upstream's clock owns its actions).
 absl::Status ExpireFromUpstreamTx(WriteTransaction& tx, const std::string& id) {
-  AIR_ASSIGN_OR_RETURN(Action action, tx.GetAction(id));
+  AIR_ASSIGN_OR_RETURN(Action action, tx.actions().GetAction(id));
   const ActionState from = action.state();
   AIR_RETURN_IF_ERROR(ApplyUpstreamExpiry(tx.Now(), action));
-  AIR_RETURN_IF_ERROR(tx.PutAction(action));
-  AIR_RETURN_IF_ERROR(tx.AppendAudit(AuditRecord{action.id(), action.investigation_id(),
+  AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
+  AIR_RETURN_IF_ERROR(tx.audit().AppendAudit(AuditRecord{action.id(), action.investigation_id(),
                                                  from, action.state(),
                                                  action.decision(), ""}));
   v1::Event event;
   event.set_type(ActionEventType(action.state()));
   *event.mutable_action() = action;
-  AIR_RETURN_IF_ERROR(tx.AppendEvent(std::move(event)).status());
+  AIR_RETURN_IF_ERROR(tx.events().AppendEvent(std::move(event)).status());
   AIR_ASSIGN_OR_RETURN(Investigation investigation,
-                       tx.GetInvestigation(action.investigation_id()));
+                       tx.actions().GetInvestigation(action.investigation_id()));
   if (ApplyActionChange(from, action.state(), tx.Now(), investigation)) {
-    AIR_RETURN_IF_ERROR(tx.PutInvestigation(investigation));
+    AIR_RETURN_IF_ERROR(tx.actions().PutInvestigation(investigation));
     return AppendInvestigationEvent(tx, v1::Event::TYPE_INVESTIGATION_STATE_CHANGED,
                                     investigation);
   }
-  return tx.PutInvestigation(investigation);
+  return tx.actions().PutInvestigation(investigation);
 }
 
 absl::Status DecideFromUpstreamTx(WriteTransaction& tx, const upstream::v1::Action& record,
@@ -83,10 +83,10 @@ absl::Status DecideFromUpstreamTx(WriteTransaction& tx, const upstream::v1::Acti
   // whatever our approver rules say; a two-person rule cannot apply to it,
   // and requiring a second approval would leave the action pending here
   // while it runs upstream.
-  AIR_ASSIGN_OR_RETURN(Action action, tx.GetAction(record.id()));
+  AIR_ASSIGN_OR_RETURN(Action action, tx.actions().GetAction(record.id()));
   if (action.required_approvals() > 1) {
     action.set_required_approvals(1);
-    AIR_RETURN_IF_ERROR(tx.PutAction(action));
+    AIR_RETURN_IF_ERROR(tx.actions().PutAction(action));
   }
   DecideActionsInput input;
   input.ids = {record.id()};
@@ -106,10 +106,10 @@ absl::StatusOr<SyncRecordResult> SyncInvestigationTx(
     return Result(SyncOutcome::kMalformed, std::string(s.message()));
   }
   AIR_ASSIGN_OR_RETURN(std::optional<int64_t> seen,
-                       tx.GetUpstreamVersion(UpstreamKind::kInvestigation, record.id()));
+                       tx.upstream().GetUpstreamVersion(UpstreamKind::kInvestigation, record.id()));
   if (seen.has_value() && record.version() <= *seen) return Result(SyncOutcome::kStale);
   AIR_RETURN_IF_ERROR(
-      tx.SetUpstreamVersion(UpstreamKind::kInvestigation, record.id(), record.version()));
+      tx.upstream().SetUpstreamVersion(UpstreamKind::kInvestigation, record.id(), record.version()));
 
   if (!seen.has_value()) {
     // Never synced: usually new. It may exist as a placeholder (or a local
@@ -124,7 +124,7 @@ absl::StatusOr<SyncRecordResult> SyncInvestigationTx(
     if (s.ok()) return Result(SyncOutcome::kApplied);
     if (s.code() != absl::StatusCode::kAlreadyExists) return s;
   }
-  absl::StatusOr<Investigation> local = tx.GetInvestigation(record.id());
+  absl::StatusOr<Investigation> local = tx.actions().GetInvestigation(record.id());
   if (!local.ok()) return local.status();
 
   Investigation& inv = *local;
@@ -150,7 +150,7 @@ absl::StatusOr<SyncRecordResult> SyncInvestigationTx(
   if (changed) {
     SetTimestamp(tx.Now(), inv.mutable_update_time());
     inv.set_etag(NextEtag(inv.etag()));
-    AIR_RETURN_IF_ERROR(tx.PutInvestigation(inv));
+    AIR_RETURN_IF_ERROR(tx.actions().PutInvestigation(inv));
     if (state_changed) {
       AIR_RETURN_IF_ERROR(AppendInvestigationEvent(
           tx, v1::Event::TYPE_INVESTIGATION_STATE_CHANGED, inv));
@@ -168,12 +168,12 @@ absl::StatusOr<SyncRecordResult> SyncActionTx(WriteTransaction& tx,
     return Result(SyncOutcome::kMalformed, std::string(s.message()));
   }
   AIR_ASSIGN_OR_RETURN(std::optional<int64_t> seen,
-                       tx.GetUpstreamVersion(UpstreamKind::kAction, record.id()));
+                       tx.upstream().GetUpstreamVersion(UpstreamKind::kAction, record.id()));
   if (seen.has_value() && record.version() <= *seen) return Result(SyncOutcome::kStale);
   // Stored first: the decision outbox hook (run by the decisions below and
   // by any later local decision) recognises upstream actions by it.
   AIR_RETURN_IF_ERROR(
-      tx.SetUpstreamVersion(UpstreamKind::kAction, record.id(), record.version()));
+      tx.upstream().SetUpstreamVersion(UpstreamKind::kAction, record.id(), record.version()));
 
   bool applied = false;
   ActionState local_state = Action::STATE_UNSPECIFIED;
@@ -199,7 +199,7 @@ absl::StatusOr<SyncRecordResult> SyncActionTx(WriteTransaction& tx,
     }
   }
   if (!applied) {
-    AIR_ASSIGN_OR_RETURN(Action local, tx.GetAction(record.id()));
+    AIR_ASSIGN_OR_RETURN(Action local, tx.actions().GetAction(record.id()));
     local_state = local.state();
   }
 
@@ -250,9 +250,9 @@ absl::Status ApplyDuplicateRuleTx(WriteTransaction& tx, ActionState from,
   // An approval reported by the upstream already ran there; it still counts
   // as the target's latest original, but is never itself a duplicate.
   if (action.decision().source() != v1::Decision::SOURCE_UPSTREAM) {
-    AIR_ASSIGN_OR_RETURN(std::optional<TargetApproval> earlier, tx.FindTargetApproval(key));
+    AIR_ASSIGN_OR_RETURN(std::optional<TargetApproval> earlier, tx.actions().FindTargetApproval(key));
     if (earlier.has_value() && earlier->action_id != action.id()) {
-      absl::StatusOr<Action> original = tx.GetAction(earlier->action_id);
+      absl::StatusOr<Action> original = tx.actions().GetAction(earlier->action_id);
       if (!original.ok() && original.status().code() != absl::StatusCode::kNotFound) {
         return original.status();
       }
@@ -265,7 +265,7 @@ absl::Status ApplyDuplicateRuleTx(WriteTransaction& tx, ActionState from,
       }
     }
   }
-  return tx.RecordTargetApproval(TargetApproval{key, action.id(), now});
+  return tx.actions().RecordTargetApproval(TargetApproval{key, action.id(), now});
 }
 
 absl::Status EnqueueDecisionForUpstreamTx(WriteTransaction& tx, ActionState from,
@@ -276,7 +276,7 @@ absl::Status EnqueueDecisionForUpstreamTx(WriteTransaction& tx, ActionState from
   }
   if (action.decision().source() == v1::Decision::SOURCE_UPSTREAM) return absl::OkStatus();
   AIR_ASSIGN_OR_RETURN(std::optional<int64_t> version,
-                       tx.GetUpstreamVersion(UpstreamKind::kAction, action.id()));
+                       tx.upstream().GetUpstreamVersion(UpstreamKind::kAction, action.id()));
   if (!version.has_value()) return absl::OkStatus();  // a local action: nobody to tell
   OutboxDecision decision;
   decision.request_id = DecisionRequestId(action.id());
@@ -284,7 +284,7 @@ absl::Status EnqueueDecisionForUpstreamTx(WriteTransaction& tx, ActionState from
   decision.decision = action.decision();
   decision.duplicate_of = action.duplicate_of();
   decision.upstream_version = *version;
-  return tx.EnqueueDecision(decision).status();
+  return tx.outbox().EnqueueDecision(decision).status();
 }
 
 }  // namespace air

@@ -16,7 +16,7 @@
 #include "air/v1/action.pb.h"
 #include "domain/lifecycle.h"
 #include "domain/policy.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 

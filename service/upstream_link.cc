@@ -63,7 +63,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> UpstreamCredentials(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
-    const UpstreamOptions& options, Repository& repository, const Clock* clock,
+    const UpstreamOptions& options, Storage& repository, const Clock* clock,
     const AccessControl* access) {
   std::unique_ptr<UpstreamLink> link(new UpstreamLink(repository, options));
   UpstreamLink* self = link.get();
@@ -105,7 +105,7 @@ void UpstreamLink::MakeWorkers() {
                                                        options_.delivery);
 }
 
-UpstreamLink::UpstreamLink(Repository& repository, const UpstreamOptions& options)
+UpstreamLink::UpstreamLink(Storage& repository, const UpstreamOptions& options)
     : repository_(repository), options_(options) {}
 
 UpstreamLink::~UpstreamLink() { Stop(); }

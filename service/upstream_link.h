@@ -24,7 +24,7 @@
 #include "service/sync_monitor.h"
 #include "service/upstream_sync_worker.h"
 #include "sim/upstream_simulator.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace grpc {
 class Service;
@@ -69,7 +69,7 @@ class UpstreamLink {
   // `access` (who may read the sync status; null: anyone) are not owned.
   // INVALID_ARGUMENT for a malformed target.
   static absl::StatusOr<std::unique_ptr<UpstreamLink>> Create(
-      const UpstreamOptions& options, Repository& repository, const Clock* clock,
+      const UpstreamOptions& options, Storage& repository, const Clock* clock,
       const AccessControl* access);
   ~UpstreamLink();
 
@@ -109,10 +109,10 @@ class UpstreamLink {
   }
 
  private:
-  UpstreamLink(Repository& repository, const UpstreamOptions& options);
+  UpstreamLink(Storage& repository, const UpstreamOptions& options);
   void MakeWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(workers_mu_);
 
-  Repository& repository_;
+  Storage& repository_;
   const UpstreamOptions options_;
   std::function<void(bool)> set_health_;
   std::unique_ptr<sim::UpstreamSimulator> simulator_;

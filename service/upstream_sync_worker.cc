@@ -85,7 +85,7 @@ PagePlan PlanPage(const upstream::v1::ListChangesResponse& page) {
 // ---------------------------------------------------------------------------
 // UpstreamSyncWorker
 
-UpstreamSyncWorker::UpstreamSyncWorker(Repository& repository, UpstreamClient& client,
+UpstreamSyncWorker::UpstreamSyncWorker(Storage& repository, UpstreamClient& client,
                                        SyncMonitor& monitor, UpstreamSyncOptions options)
     : repository_(repository), client_(client), monitor_(monitor),
       options_(std::move(options)), page_size_(options_.page_size) {}
@@ -104,7 +104,7 @@ void UpstreamSyncWorker::Stop() {
 absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
   absl::MutexLock lock(&step_mu_);
   if (!cursor_loaded_) {
-    AIR_ASSIGN_OR_RETURN(cursor_, repository_.GetSyncCursor(options_.cursor_name));
+    AIR_ASSIGN_OR_RETURN(cursor_, repository_.upstream().GetSyncCursor(options_.cursor_name));
     cursor_loaded_ = true;
   }
   absl::StatusOr<upstream::v1::ListChangesResponse> page;
@@ -127,8 +127,8 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     spdlog::warn("upstream sync: the upstream cannot resume from the stored cursor ({}); "
                  "starting again from the beginning",
                  std::string(page.status().message()));
-    AIR_RETURN_IF_ERROR(repository_.Write([&](WriteTransaction& tx) {
-      return tx.SetSyncCursor(options_.cursor_name, "");
+    AIR_RETURN_IF_ERROR(repository_.writer().Write([&](WriteTransaction& tx) {
+      return tx.upstream().SetSyncCursor(options_.cursor_name, "");
     }));
     cursor_.clear();
     SyncPageResult result;
@@ -159,11 +159,11 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
       return Fetch(cursor, size);
     });
   }
-  absl::Status written = repository_.Write([&](WriteTransaction& tx) -> absl::Status {
+  absl::Status written = repository_.writer().Write([&](WriteTransaction& tx) -> absl::Status {
     result.tally = PageTally{};
     result.tally.stale = plan.superseded;
     notes.clear();
-    AIR_ASSIGN_OR_RETURN(std::string stored, tx.GetSyncCursor(options_.cursor_name));
+    AIR_ASSIGN_OR_RETURN(std::string stored, tx.upstream().GetSyncCursor(options_.cursor_name));
     if (stored != expected_cursor) {
       return MakeError(absl::StatusCode::kAborted,
                        "the sync cursor moved since this page was requested",
@@ -204,7 +204,7 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
       }
     }
     AIR_RETURN_IF_ERROR(buffered.Flush());
-    return tx.SetSyncCursor(options_.cursor_name, next_cursor);
+    return tx.upstream().SetSyncCursor(options_.cursor_name, next_cursor);
   });
   if (!written.ok()) {
     cursor_loaded_ = false;  // storage is the truth about where we are
@@ -255,7 +255,7 @@ void UpstreamSyncWorker::Run() {
 // ---------------------------------------------------------------------------
 // DecisionDeliveryWorker
 
-DecisionDeliveryWorker::DecisionDeliveryWorker(Repository& repository,
+DecisionDeliveryWorker::DecisionDeliveryWorker(Storage& repository,
                                                UpstreamClient& client,
                                                SyncMonitor& monitor,
                                                DecisionDeliveryOptions options)
@@ -276,7 +276,7 @@ void DecisionDeliveryWorker::Stop() {
 absl::StatusOr<int> DecisionDeliveryWorker::DeliverOnce() {
   absl::MutexLock lock(&step_mu_);
   AIR_ASSIGN_OR_RETURN(std::vector<OutboxDecision> rows,
-                       repository_.ReadDecisionOutbox(options_.batch_size));
+                       repository_.outbox().ReadDecisionOutbox(options_.batch_size));
   struct Settled {
     int64_t position;
     std::string result;
@@ -313,9 +313,9 @@ absl::StatusOr<int> DecisionDeliveryWorker::DeliverOnce() {
     }
   }
   if (!settled.empty()) {
-    AIR_RETURN_IF_ERROR(repository_.Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(repository_.writer().Write([&](WriteTransaction& tx) -> absl::Status {
       for (const Settled& s : settled) {
-        AIR_RETURN_IF_ERROR(tx.MarkDecisionDelivered(s.position, s.result));
+        AIR_RETURN_IF_ERROR(tx.outbox().MarkDecisionDelivered(s.position, s.result));
       }
       return absl::OkStatus();
     }));

@@ -38,7 +38,7 @@
 #include "service/sync_monitor.h"
 #include "service/upstream_client.h"
 #include "service/wakeable_sleep.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 
@@ -73,7 +73,7 @@ struct SyncPageResult {
 class UpstreamSyncWorker {
  public:
   // None of the references is owned; all must outlive the worker.
-  UpstreamSyncWorker(Repository& repository, UpstreamClient& client,
+  UpstreamSyncWorker(Storage& repository, UpstreamClient& client,
                      SyncMonitor& monitor, UpstreamSyncOptions options);
   ~UpstreamSyncWorker();
 
@@ -95,7 +95,7 @@ class UpstreamSyncWorker {
   absl::StatusOr<upstream::v1::ListChangesResponse> Fetch(const std::string& cursor,
                                                           int page_size);
 
-  Repository& repository_;
+  Storage& repository_;
   UpstreamClient& client_;
   SyncMonitor& monitor_;
   const UpstreamSyncOptions options_;
@@ -126,7 +126,7 @@ struct DecisionDeliveryOptions {
 
 class DecisionDeliveryWorker {
  public:
-  DecisionDeliveryWorker(Repository& repository, UpstreamClient& client,
+  DecisionDeliveryWorker(Storage& repository, UpstreamClient& client,
                          SyncMonitor& monitor, DecisionDeliveryOptions options);
   ~DecisionDeliveryWorker();
 
@@ -143,7 +143,7 @@ class DecisionDeliveryWorker {
  private:
   void Run();
 
-  Repository& repository_;
+  Storage& repository_;
   UpstreamClient& client_;
   SyncMonitor& monitor_;
   const DecisionDeliveryOptions options_;

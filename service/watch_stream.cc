@@ -51,7 +51,7 @@ struct Outgoing {
 // calls Finish as its last act, so the reactor outlives every use.
 class WatchCore final : public EventHub::Subscriber {
  public:
-  WatchCore(Reactor* reactor, Repository& repository, EventHub& hub,
+  WatchCore(Reactor* reactor, Storage& repository, EventHub& hub,
             ActionFilter filter, int64_t cursor, absl::Duration heartbeat,
             const WatchLimits& limits, WatchSendObserver on_send)
       : reactor_(reactor),
@@ -194,7 +194,7 @@ class WatchCore final : public EventHub::Subscriber {
     }
     // Lagging beyond the in-memory ring: catch up from the stored log.
     AIR_ASSIGN_OR_RETURN(std::vector<v1::Event> stored,
-                         repository_.ReadEvents(cursor, limits_.batch_size));
+                         repository_.events().ReadEvents(cursor, limits_.batch_size));
     if (!stored.empty() && stored.front().sequence() != cursor + 1) {
       return MakeError(absl::StatusCode::kOutOfRange,
                        absl::StrCat("events after ", cursor,
@@ -212,7 +212,7 @@ class WatchCore final : public EventHub::Subscriber {
   }
 
   Reactor* const reactor_;
-  Repository& repository_;
+  Storage& repository_;
   EventHub& hub_;
   const ActionFilter filter_;
   const absl::Duration heartbeat_;
@@ -239,7 +239,7 @@ class WatchReactor final : public Reactor {
       : hub_(hub), on_send_(std::move(on_send)) {}
 
   // Validates and starts; on error the stream finishes at once.
-  void Start(const v1::WatchActionsRequest& request, Repository& repository,
+  void Start(const v1::WatchActionsRequest& request, Storage& repository,
              const WatchLimits& limits) {
     absl::Status status = Setup(request, repository, limits);
     if (!status.ok()) {
@@ -261,7 +261,7 @@ class WatchReactor final : public Reactor {
   }
 
  private:
-  absl::Status Setup(const v1::WatchActionsRequest& request, Repository& repository,
+  absl::Status Setup(const v1::WatchActionsRequest& request, Storage& repository,
                      const WatchLimits& limits) {
     AIR_ASSIGN_OR_RETURN(ActionFilter filter, ParseActionFilter(request.filter()));
     absl::Duration heartbeat = limits.default_heartbeat;
@@ -288,7 +288,7 @@ class WatchReactor final : public Reactor {
     int64_t cursor;
     if (request.initial_snapshot()) {
       AIR_ASSIGN_OR_RETURN(PendingSnapshot snapshot,
-                           repository.SnapshotPending(filter, limits.max_snapshot_actions));
+                           repository.actions().SnapshotPending(filter, limits.max_snapshot_actions));
       for (v1::Action& action : snapshot.actions) {
         v1::WatchActionsResponse message;
         *message.mutable_snapshot_action() = std::move(action);
@@ -304,7 +304,7 @@ class WatchReactor final : public Reactor {
         // With several replicas this one's hub may trail the shared log by
         // a notification: a client resuming here from another replica is not
         // ahead unless the log itself is.
-        AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, repository.GetEventLogBounds());
+        AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, repository.events().GetEventLogBounds());
         head = std::max(head, bounds.head);
       }
       if (request.after_sequence() > head) {
@@ -316,7 +316,7 @@ class WatchReactor final : public Reactor {
       }
       cursor = request.after_sequence() == 0 ? head : request.after_sequence();
       if (request.after_sequence() != 0) {
-        AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, repository.GetEventLogBounds());
+        AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, repository.events().GetEventLogBounds());
         if (cursor < bounds.first_retained - 1) {
           return MakeError(
               absl::StatusCode::kOutOfRange,
@@ -346,7 +346,7 @@ class WatchReactor final : public Reactor {
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* StartWatch(
     grpc::CallbackServerContext* /*context*/, const v1::WatchActionsRequest& request,
-    Repository& repository, EventHub& hub, const WatchLimits& limits,
+    Storage& repository, EventHub& hub, const WatchLimits& limits,
     const WatchSendObserver& on_send) {
   auto* reactor = new WatchReactor(hub, on_send);
   reactor->Start(request, repository, limits);

@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "air/v1/action_service.pb.h"
 #include "service/event_hub.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 
 namespace air {
 
@@ -46,7 +46,7 @@ using WatchSendObserver = std::function<void(absl::Time commit_time)>;
 // Writes serialized WatchActionsResponse messages. `on_send` may be empty.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* StartWatch(
     grpc::CallbackServerContext* context, const v1::WatchActionsRequest& request,
-    Repository& repository, EventHub& hub, const WatchLimits& limits,
+    Storage& repository, EventHub& hub, const WatchLimits& limits,
     const WatchSendObserver& on_send);
 
 // A watch that ends at once with `status` (e.g. refused access).

@@ -175,13 +175,9 @@ class SoleLeader final : public LeaderElection {
   explicit SoleLeader(std::function<void(bool)> on_change) : on_change_(std::move(on_change)) {
     on_change_(true);
   }
-  ~SoleLeader() override { Stop(); }
   bool is_leader() const override { return !stopped_; }
-  void Stop() override {
-    if (stopped_) return;
-    stopped_ = true;
-    on_change_(false);
-  }
+  // The process stops with it: nobody else is told to take over.
+  void Stop() override { stopped_ = true; }
 
  private:
   const std::function<void(bool)> on_change_;

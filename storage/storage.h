@@ -97,7 +97,8 @@ class Storage {
 
   // Starts leader election; `on_change` runs on an election thread when
   // this process becomes or stops being the leader. A backend with one
-  // process (SQLite) calls on_change(true) at once, from this call.
+  // process (SQLite) calls on_change(true) at once, from this call, and
+  // never on_change(false).
   virtual std::unique_ptr<LeaderElection> StartLeaderElection(
       absl::Duration retry_interval, std::function<void(bool leader)> on_change) = 0;
 

@@ -15,7 +15,7 @@
 #include "service/grpc_status.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 #include "tests/support/server_fixture.h"
 
 namespace air {
@@ -198,7 +198,7 @@ TEST_F(AuthTest, TheDeciderIsTheAuthenticatedCaller) {
   context->AddMetadata("x-decider", "mallory");  // ignored: identity is not data
   ASSERT_TRUE(actions_->ApproveAction(context.get(), r, &out).ok());
   EXPECT_EQ(out.action().decision().decider(), "alice");
-  auto audit = server_->repository().ListAudit("act-1003-1");
+  auto audit = server_->storage().audit().ListAudit("act-1003-1");
   ASSERT_TRUE(audit.ok());
   ASSERT_EQ(audit->size(), 1u);
   EXPECT_EQ((*audit)[0].decision.decider(), "alice");
@@ -222,7 +222,7 @@ class PolicyTest : public AuthTest {
   Action Propose(const std::string& id, v1::ActionType type, const std::string& inv) {
     Action out;
     const ServerOptions options = Options();
-    absl::Status status = server_->repository().Write([&](WriteTransaction& tx) -> absl::Status {
+    absl::Status status = server_->storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
       Action action;
       action.set_id(id);
       action.set_investigation_id(inv);
@@ -255,7 +255,7 @@ TEST_F(PolicyTest, TwoPersonApprovalNeedsTwoDistinctApprovers) {
   ASSERT_TRUE(actions_->ApproveAction(As(kSecondApproverToken).get(), r, &out).ok());
   EXPECT_EQ(out.action().state(), Action::STATE_APPROVED);
   EXPECT_EQ(out.action().decision().decider(), "bob");
-  EXPECT_EQ(server_->repository().ListAudit("act-pw-1")->size(), 2u);
+  EXPECT_EQ(server_->storage().audit().ListAudit("act-pw-1")->size(), 2u);
 }
 
 TEST_F(PolicyTest, OneRejectionRejectsATwoPersonAction) {

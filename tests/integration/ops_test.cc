@@ -32,7 +32,7 @@
 #include "service/housekeeping.h"
 #include "service/logging.h"
 #include "spdlog/sinks/ostream_sink.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 #include "tests/support/server_fixture.h"
 
 namespace air {
@@ -124,7 +124,7 @@ class MetricsTest : public ServerFixture {
 TEST_F(MetricsTest, ScrapeAfterAScriptedFlow) {
   ASSERT_GT(server_->metrics_port(), 0);
   // The pending backlog before anything is decided, by type.
-  auto pending = server_->repository().GetStoreStats();
+  auto pending = server_->storage().GetStoreStats();
   AIR_ASSERT_OK(pending);
   const int64_t soft_delete_before =
       pending->pending_by_type[v1::ACTION_TYPE_SOFT_DELETE_EMAIL];
@@ -442,7 +442,7 @@ class BackupTest : public ServerFixture {
     StartServer(/*demo=*/false);
     // 4000 pending actions to decide while backups run.
     for (int i = 0; i < kInvestigations; ++i) {
-      AIR_ASSERT_OK(server_->repository().Write([&](WriteTransaction& tx) -> absl::Status {
+      AIR_ASSERT_OK(server_->storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
         v1::Investigation inv;
         inv.set_id(absl::StrCat("inv-", i));
         inv.set_display_name("load");
@@ -532,17 +532,17 @@ class BackupTest : public ServerFixture {
     auto restored = AirServer::Start(options);  // runs PRAGMA quick_check at open
     EXPECT_TRUE(restored.ok()) << restored.status();
     if (!restored.ok()) return -1;
-    Repository& repo = (*restored)->repository();
+    Storage& repo = (*restored)->storage();
 
     // The event log: 1..head with no gap, head as the backup announced.
-    auto bounds = repo.GetEventLogBounds();
+    auto bounds = repo.events().GetEventLogBounds();
     EXPECT_TRUE(bounds.ok());
     EXPECT_EQ(bounds->first_retained, 1);
     EXPECT_EQ(bounds->head, expected_head);
     std::map<std::string, v1::Event::Type> last_decision_event;
     int64_t expected = 1;
     while (expected <= bounds->head) {
-      auto events = repo.ReadEvents(expected - 1, 1000);
+      auto events = repo.events().ReadEvents(expected - 1, 1000);
       EXPECT_TRUE(events.ok());
       if (!events.ok() || events->empty()) break;
       for (const v1::Event& e : *events) {
@@ -563,7 +563,7 @@ class BackupTest : public ServerFixture {
     ActionQuery query;
     query.page_size = 1000;
     while (true) {
-      auto page = repo.ListActions(query);
+      auto page = repo.actions().ListActions(query);
       EXPECT_TRUE(page.ok());
       if (!page.ok()) break;
       for (const v1::Action& a : page->actions) {
@@ -590,14 +590,14 @@ class BackupTest : public ServerFixture {
     EXPECT_EQ(decided, static_cast<int64_t>(last_decision_event.size()));
 
     // The action decided before the backups, as it was.
-    auto first = repo.GetAction("act-0-0");
+    auto first = repo.actions().GetAction("act-0-0");
     EXPECT_TRUE(first.ok());
     EXPECT_EQ(first->state(), v1::Action::STATE_REJECTED);
     EXPECT_EQ(first->decision().decider(), "anonymous");
     EXPECT_EQ(first->decision().comment(), "decided before the backup");
 
     // Investigations' counts agree with their actions.
-    auto inv = repo.GetInvestigation("inv-0");
+    auto inv = repo.actions().GetInvestigation("inv-0");
     EXPECT_TRUE(inv.ok());
 
     // The restored aird serves and writes.

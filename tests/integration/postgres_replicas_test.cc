@@ -89,7 +89,7 @@ class ReplicasTest : public ::testing::Test {
   // Creates investigation `inv` with `n` pending actions inv-a0.. through
   // replica 0's repository, as the upstream sync would.
   void Seed(const std::string& inv, int n) {
-    AIR_ASSERT_OK(replicas_[0].server->repository().Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_ASSERT_OK(replicas_[0].server->storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
       v1::Investigation investigation;
       investigation.set_id(inv);
       investigation.set_state(v1::Investigation::STATE_RUNNING);
@@ -148,7 +148,7 @@ class ReplicasTest : public ::testing::Test {
 TEST_F(ReplicasTest, ADecisionOnOneReplicaReachesAWatcherOnAnother) {
   StartReplicas(2);
   Seed("inv-1", 2);
-  const int64_t head = replicas_[0].server->repository().GetEventLogBounds()->head;
+  const int64_t head = replicas_[0].server->storage().events().GetEventLogBounds()->head;
   // Replica 1 learns about replica 0's commits through NOTIFY.
   ASSERT_TRUE(Eventually([&] { return replicas_[1].server->hub().head() == head; }));
 
@@ -207,7 +207,7 @@ TEST_F(ReplicasTest, RacingReplicasProduceExactlyOneWinnerAndTheLocalRefusal) {
   EXPECT_EQ(local.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(reasons, std::set<std::string>{DetailsOf(local).reason});
   EXPECT_EQ(DetailsOf(local).reason, "ACTION_NOT_PENDING");
-  auto audit = replicas_[1].server->repository().ListAudit("inv-1-a0");
+  auto audit = replicas_[1].server->storage().audit().ListAudit("inv-1-a0");
   AIR_ASSERT_OK(audit);
   EXPECT_EQ(audit->size(), 1u);
 }
@@ -216,7 +216,7 @@ TEST_F(ReplicasTest, EveryReplicaStreamsEveryEventInOrderWithoutGaps) {
   StartReplicas(3);
   constexpr int kActions = 90;
   Seed("inv-1", kActions);
-  const int64_t start = replicas_[0].server->repository().GetEventLogBounds()->head;
+  const int64_t start = replicas_[0].server->storage().events().GetEventLogBounds()->head;
   // Decide through all three replicas at once.
   std::vector<std::thread> deciders;
   for (int r = 0; r < 3; ++r) {
@@ -229,7 +229,7 @@ TEST_F(ReplicasTest, EveryReplicaStreamsEveryEventInOrderWithoutGaps) {
     });
   }
   for (auto& t : deciders) t.join();
-  const int64_t head = replicas_[2].server->repository().GetEventLogBounds()->head;
+  const int64_t head = replicas_[2].server->storage().events().GetEventLogBounds()->head;
   ASSERT_GT(head, start + kActions);
   for (int r = 0; r < 3; ++r) {
     std::vector<Event> events = WatchFor(replicas_[r], start, static_cast<size_t>(head - start));
@@ -265,7 +265,7 @@ TEST_F(ReplicasTest, LosingTheDatabaseEndsStreamsAndFailsCallsWithUnavailableUnt
   StartReplicas(1);
   Seed("inv-1", 2);
   Replica& replica = replicas_[0];
-  const int64_t head = replica.server->repository().GetEventLogBounds()->head;
+  const int64_t head = replica.server->storage().events().GetEventLogBounds()->head;
   ASSERT_TRUE(Eventually([&] { return replica.server->hub().head() == head; }));
   auto context = Context(absl::Seconds(30));
   v1::WatchActionsRequest request;

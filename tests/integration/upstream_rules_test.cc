@@ -202,19 +202,19 @@ class SyncStorageTest : public ::testing::Test {
 };
 
 TEST_F(SyncStorageTest, OutboxKeepsOrderSurvivesReopenAndRefusesASecondDecision) {
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
     for (const char* id : {"b", "a", "c"}) {
-      AIR_RETURN_IF_ERROR(tx.EnqueueDecision(Decision(id)).status());
+      AIR_RETURN_IF_ERROR(tx.outbox().EnqueueDecision(Decision(id)).status());
     }
     return absl::OkStatus();
   }));
-  absl::Status again = repo_->Write([&](WriteTransaction& tx) {
-    return tx.EnqueueDecision(Decision("a")).status();
+  absl::Status again = repo_->writer().Write([&](WriteTransaction& tx) {
+    return tx.outbox().EnqueueDecision(Decision("a")).status();
   });
   EXPECT_THAT(again, StatusIs(absl::StatusCode::kAlreadyExists));
 
   Reopen();
-  auto rows = repo_->ReadDecisionOutbox(10);
+  auto rows = repo_->outbox().ReadDecisionOutbox(10);
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 3u);
   EXPECT_EQ((*rows)[0].action_id, "b");
@@ -223,44 +223,44 @@ TEST_F(SyncStorageTest, OutboxKeepsOrderSurvivesReopenAndRefusesASecondDecision)
   EXPECT_EQ((*rows)[0].request_id, "air-decision-b");
   EXPECT_EQ((*rows)[0].upstream_version, 3);
   EXPECT_EQ((*rows)[0].enqueue_time, kStart);
-  EXPECT_EQ(repo_->GetDecisionOutboxStats()->backlog, 3);
+  EXPECT_EQ(repo_->outbox().GetDecisionOutboxStats()->backlog, 3);
 
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) {
-    return tx.MarkDecisionDelivered((*rows)[0].position, "acknowledged");
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) {
+    return tx.outbox().MarkDecisionDelivered((*rows)[0].position, "acknowledged");
   }));
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) {  // again: no change
-    return tx.MarkDecisionDelivered((*rows)[0].position, "acknowledged");
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) {  // again: no change
+    return tx.outbox().MarkDecisionDelivered((*rows)[0].position, "acknowledged");
   }));
-  EXPECT_THAT(repo_->Write([&](WriteTransaction& tx) {
-    return tx.MarkDecisionDelivered(999, "x");
+  EXPECT_THAT(repo_->writer().Write([&](WriteTransaction& tx) {
+    return tx.outbox().MarkDecisionDelivered(999, "x");
   }),
               StatusIs(absl::StatusCode::kNotFound));
-  auto left = repo_->ReadDecisionOutbox(10);
+  auto left = repo_->outbox().ReadDecisionOutbox(10);
   ASSERT_EQ(left->size(), 2u);
   EXPECT_EQ(left->front().action_id, "a");
-  EXPECT_EQ(repo_->GetDecisionOutboxStats()->backlog, 2);
+  EXPECT_EQ(repo_->outbox().GetDecisionOutboxStats()->backlog, 2);
 }
 
 TEST_F(SyncStorageTest, VersionsAndCursorsCommitWithTheirWrite) {
-  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "");
-  absl::Status failed = repo_->Write([&](WriteTransaction& tx) -> absl::Status {
-    AIR_RETURN_IF_ERROR(tx.SetSyncCursor("upstream", "c1.x.5"));
-    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kAction, "a-1", 4));
+  EXPECT_EQ(*repo_->upstream().GetSyncCursor("upstream"), "");
+  absl::Status failed = repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(tx.upstream().SetSyncCursor("upstream", "c1.x.5"));
+    AIR_RETURN_IF_ERROR(tx.upstream().SetUpstreamVersion(UpstreamKind::kAction, "a-1", 4));
     return absl::AbortedError("the page failed");
   });
   EXPECT_THAT(failed, StatusIs(absl::StatusCode::kAborted));
-  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "");  // rolled back together
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
-    EXPECT_FALSE(tx.GetUpstreamVersion(UpstreamKind::kAction, "a-1")->has_value());
-    AIR_RETURN_IF_ERROR(tx.SetSyncCursor("upstream", "c1.x.5"));
-    return tx.SetUpstreamVersion(UpstreamKind::kAction, "a-1", 4);
+  EXPECT_EQ(*repo_->upstream().GetSyncCursor("upstream"), "");  // rolled back together
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
+    EXPECT_FALSE(tx.upstream().GetUpstreamVersion(UpstreamKind::kAction, "a-1")->has_value());
+    AIR_RETURN_IF_ERROR(tx.upstream().SetSyncCursor("upstream", "c1.x.5"));
+    return tx.upstream().SetUpstreamVersion(UpstreamKind::kAction, "a-1", 4);
   }));
   Reopen();
-  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "c1.x.5");
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
-    EXPECT_EQ(tx.GetUpstreamVersion(UpstreamKind::kAction, "a-1")->value_or(0), 4);
+  EXPECT_EQ(*repo_->upstream().GetSyncCursor("upstream"), "c1.x.5");
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
+    EXPECT_EQ(tx.upstream().GetUpstreamVersion(UpstreamKind::kAction, "a-1")->value_or(0), 4);
     // Kinds are separate namespaces.
-    EXPECT_FALSE(tx.GetUpstreamVersion(UpstreamKind::kInvestigation, "a-1")->has_value());
+    EXPECT_FALSE(tx.upstream().GetUpstreamVersion(UpstreamKind::kInvestigation, "a-1")->has_value());
     return absl::OkStatus();
   }));
 }
@@ -269,33 +269,33 @@ TEST_F(SyncStorageTest, VersionsAndCursorsCommitWithTheirWrite) {
 // per-record reads after it come from memory, and the page's new versions
 // are written back in bulk by Flush.
 TEST_F(SyncStorageTest, WriteBehindServesPrefetchedVersionsAndWritesThemInBulk) {
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
-    return tx.SetUpstreamVersions(UpstreamKind::kAction, {{"a-1", 3}, {"a-2", 5}});
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
+    return tx.upstream().SetUpstreamVersions(UpstreamKind::kAction, {{"a-1", 3}, {"a-2", 5}});
   }));
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
     WriteBehindTransaction buffered(tx);
     AIR_RETURN_IF_ERROR(buffered.PrefetchUpstreamVersions(
         UpstreamKind::kAction, {"a-2", "a-1", "a-3", "a-1"}));
     // Changed underneath, after the prefetch: the buffer still answers.
-    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kAction, "a-1", 100));
-    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kAction, "a-3", 100));
-    EXPECT_EQ(buffered.GetUpstreamVersion(UpstreamKind::kAction, "a-1")->value_or(0), 3);
-    EXPECT_FALSE(buffered.GetUpstreamVersion(UpstreamKind::kAction, "a-3")->has_value());
-    EXPECT_EQ(buffered.GetUpstreamVersion(UpstreamKind::kAction, "a-2")->value_or(0), 5);
+    AIR_RETURN_IF_ERROR(tx.upstream().SetUpstreamVersion(UpstreamKind::kAction, "a-1", 100));
+    AIR_RETURN_IF_ERROR(tx.upstream().SetUpstreamVersion(UpstreamKind::kAction, "a-3", 100));
+    EXPECT_EQ(buffered.upstream().GetUpstreamVersion(UpstreamKind::kAction, "a-1")->value_or(0), 3);
+    EXPECT_FALSE(buffered.upstream().GetUpstreamVersion(UpstreamKind::kAction, "a-3")->has_value());
+    EXPECT_EQ(buffered.upstream().GetUpstreamVersion(UpstreamKind::kAction, "a-2")->value_or(0), 5);
     // Not prefetched: read through.
-    EXPECT_FALSE(buffered.GetUpstreamVersion(UpstreamKind::kInvestigation, "a-1")->has_value());
-    AIR_RETURN_IF_ERROR(buffered.SetUpstreamVersion(UpstreamKind::kAction, "a-2", 6));
-    AIR_RETURN_IF_ERROR(buffered.SetUpstreamVersion(UpstreamKind::kAction, "a-4", 1));
-    AIR_RETURN_IF_ERROR(buffered.SetUpstreamVersion(UpstreamKind::kInvestigation, "i-1", 2));
-    EXPECT_FALSE(tx.GetUpstreamVersion(UpstreamKind::kAction, "a-4")->has_value());
+    EXPECT_FALSE(buffered.upstream().GetUpstreamVersion(UpstreamKind::kInvestigation, "a-1")->has_value());
+    AIR_RETURN_IF_ERROR(buffered.upstream().SetUpstreamVersion(UpstreamKind::kAction, "a-2", 6));
+    AIR_RETURN_IF_ERROR(buffered.upstream().SetUpstreamVersion(UpstreamKind::kAction, "a-4", 1));
+    AIR_RETURN_IF_ERROR(buffered.upstream().SetUpstreamVersion(UpstreamKind::kInvestigation, "i-1", 2));
+    EXPECT_FALSE(tx.upstream().GetUpstreamVersion(UpstreamKind::kAction, "a-4")->has_value());
     return buffered.Flush();
   }));
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
     std::map<std::string, int64_t> actions, investigations;
     AIR_RETURN_IF_ERROR(
-        tx.GetUpstreamVersions(UpstreamKind::kAction, {"a-1", "a-2", "a-3", "a-4"}, actions));
+        tx.upstream().GetUpstreamVersions(UpstreamKind::kAction, {"a-1", "a-2", "a-3", "a-4"}, actions));
     AIR_RETURN_IF_ERROR(
-        tx.GetUpstreamVersions(UpstreamKind::kInvestigation, {"i-1"}, investigations));
+        tx.upstream().GetUpstreamVersions(UpstreamKind::kInvestigation, {"i-1"}, investigations));
     // a-1 and a-3 keep what was written underneath: the buffer wrote only
     // what was set through it.
     EXPECT_EQ(actions, (std::map<std::string, int64_t>{
@@ -306,7 +306,7 @@ TEST_F(SyncStorageTest, WriteBehindServesPrefetchedVersionsAndWritesThemInBulk) 
 }
 
 TEST_F(SyncStorageTest, WriteBehindWritesEachInvestigationOnceButEveryEvent) {
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
     WriteBehindTransaction buffered(tx);
     Investigation inv;
     inv.set_id("inv-1");
@@ -320,14 +320,14 @@ TEST_F(SyncStorageTest, WriteBehindWritesEachInvestigationOnceButEveryEvent) {
       AIR_RETURN_IF_ERROR(ProposeActionTx(buffered, a, kDefaultActionTtl).status());
     }
     // Not written yet: the inner transaction does not have it.
-    EXPECT_EQ(tx.GetInvestigation("inv-1").status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(tx.actions().GetInvestigation("inv-1").status().code(), absl::StatusCode::kNotFound);
     return buffered.Flush();
   }));
-  absl::StatusOr<Investigation> inv = repo_->GetInvestigation("inv-1");
+  absl::StatusOr<Investigation> inv = repo_->actions().GetInvestigation("inv-1");
   ASSERT_TRUE(inv.ok());
   EXPECT_EQ(inv->action_counts().pending(), 3);
   EXPECT_EQ(inv->state(), Investigation::STATE_PENDING_ACTION);
-  auto events = repo_->ReadEvents(0, 100);
+  auto events = repo_->events().ReadEvents(0, 100);
   ASSERT_TRUE(events.ok());
   EXPECT_EQ(events->size(), 5u);  // created, 3 actions, one state change
 }
@@ -392,11 +392,11 @@ TEST(SchemaMigrationTest, AVersionTwoDatabaseKeepsItsAuditAndOutbox) {
     ASSERT_TRUE((*repo)->Write([](WriteTransaction& tx) -> absl::Status {
       AuditRecord record{"a-2", "inv-1", Action::STATE_PENDING, Action::STATE_REJECTED,
                          v1::Decision(), ""};
-      AIR_RETURN_IF_ERROR(tx.AppendAudit(record));
+      AIR_RETURN_IF_ERROR(tx.audit().AppendAudit(record));
       OutboxDecision decision;
       decision.request_id = "air-decision-a-2";
       decision.action_id = "a-2";
-      AIR_ASSIGN_OR_RETURN(int64_t position, tx.EnqueueDecision(decision));
+      AIR_ASSIGN_OR_RETURN(int64_t position, tx.outbox().EnqueueDecision(decision));
       if (position != 8) return absl::InternalError(absl::StrCat("position ", position));
       return absl::OkStatus();
     }).ok());
@@ -431,7 +431,7 @@ TEST_F(SyncStorageTest, OnlyDecisionsOnUpstreamActionsAreQueuedOnce) {
   inv.set_state(Investigation::STATE_RUNNING);
   upstream::v1::Action synced = GoodAction();
   synced.set_investigation_id("inv-9");
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
     AIR_ASSIGN_OR_RETURN(SyncRecordResult r, SyncInvestigationTx(tx, inv));
     EXPECT_EQ(r.outcome, SyncOutcome::kApplied);
     AIR_ASSIGN_OR_RETURN(r, SyncActionTx(tx, synced, kDefaultActionTtl));
@@ -449,11 +449,11 @@ TEST_F(SyncStorageTest, OnlyDecisionsOnUpstreamActionsAreQueuedOnce) {
     input.ids = {id};
     input.command.outcome = v1::Decision::OUTCOME_REJECTED;
     input.command.decider = "alice";
-    AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) {
+    AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) {
       return DecideActionsTx(tx, input).status();
     }));
   }
-  auto rows = repo_->ReadDecisionOutbox(10);
+  auto rows = repo_->outbox().ReadDecisionOutbox(10);
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 1u);  // the local action has nobody to tell
   EXPECT_EQ(rows->front().action_id, "up-1");
@@ -513,8 +513,8 @@ TEST_F(SyncStorageTest, TheSyncWorkerShrinksPagesTheUpstreamCannotSend) {
   EXPECT_EQ(page->tally.applied, 1);
   ASSERT_TRUE(worker.SyncOnce().status().code() == absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(upstream.asked, (std::vector<int>{8, 4, 2, 4}));  // grows back after a success
-  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "c1");  // the cursor of the committed page
-  EXPECT_TRUE(repo_->GetInvestigation("inv-1").ok());
+  EXPECT_EQ(*repo_->upstream().GetSyncCursor("upstream"), "c1");  // the cursor of the committed page
+  EXPECT_TRUE(repo_->actions().GetInvestigation("inv-1").ok());
 }
 
 TEST_F(SyncStorageTest, AnUpstreamThatCannotResumeMakesTheWorkerStartOver) {
@@ -529,7 +529,7 @@ TEST_F(SyncStorageTest, AnUpstreamThatCannotResumeMakesTheWorkerStartOver) {
   absl::StatusOr<SyncPageResult> reset = worker.SyncOnce();
   ASSERT_TRUE(reset.ok()) << reset.status();
   EXPECT_TRUE(reset->has_more);  // go again at once, from the beginning
-  EXPECT_EQ(*repo_->GetSyncCursor("upstream"), "");
+  EXPECT_EQ(*repo_->upstream().GetSyncCursor("upstream"), "");
   ASSERT_TRUE(worker.SyncOnce().ok());
   EXPECT_EQ(upstream.cursors, (std::vector<std::string>{"", "c1", ""}));
 }

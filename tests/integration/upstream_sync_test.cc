@@ -19,7 +19,7 @@
 #include "service/sync_monitor.h"
 #include "sim/sim_server.h"
 #include "sim/upstream_simulator.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 #include "tests/support/test_support.h"
 
 namespace air {
@@ -111,7 +111,7 @@ class UpstreamSyncTest : public ::testing::Test {
     sync_ = v1::SyncService::NewStub(channel_);
   }
 
-  Repository& repo() { return server_->repository(); }
+  Storage& repo() { return server_->storage(); }
 
   v1::SyncStatus Status() {
     v1::GetSyncStatusResponse response;
@@ -172,7 +172,7 @@ class UpstreamSyncTest : public ::testing::Test {
   // Every action of the simulator exists here.
   bool AllActionsSynced() {
     for (const upstream::v1::Action& a : sim_->Actions()) {
-      if (!repo().GetAction(a.id()).ok()) return false;
+      if (!repo().actions().GetAction(a.id()).ok()) return false;
     }
     return true;
   }
@@ -181,7 +181,7 @@ class UpstreamSyncTest : public ::testing::Test {
   // left to deliver; otherwise the first difference.
   std::string Divergence() {
     for (const upstream::v1::Investigation& inv : sim_->Investigations()) {
-      absl::StatusOr<Investigation> local = repo().GetInvestigation(inv.id());
+      absl::StatusOr<Investigation> local = repo().actions().GetInvestigation(inv.id());
       if (!local.ok()) return absl::StrCat("investigation ", inv.id(), " missing");
       if (local->state() != inv.state()) {
         return absl::StrCat("investigation ", inv.id(), " is ",
@@ -194,7 +194,7 @@ class UpstreamSyncTest : public ::testing::Test {
     }
     const std::vector<upstream::v1::Action> actions = sim_->Actions();
     for (const upstream::v1::Action& a : actions) {
-      absl::StatusOr<Action> local = repo().GetAction(a.id());
+      absl::StatusOr<Action> local = repo().actions().GetAction(a.id());
       if (!local.ok()) return absl::StrCat("action ", a.id(), " missing");
       if (local->state() != a.state()) {
         return absl::StrCat("action ", a.id(), " is ", Action::State_Name(local->state()),
@@ -207,7 +207,7 @@ class UpstreamSyncTest : public ::testing::Test {
     if (CountLocalActions() != static_cast<int>(actions.size())) {
       return absl::StrCat(CountLocalActions(), " actions here, ", actions.size(), " upstream");
     }
-    absl::StatusOr<DecisionOutboxStats> outbox = repo().GetDecisionOutboxStats();
+    absl::StatusOr<DecisionOutboxStats> outbox = repo().outbox().GetDecisionOutboxStats();
     if (!outbox.ok() || outbox->backlog != 0) return "decisions still waiting for delivery";
     return "";
   }
@@ -217,7 +217,7 @@ class UpstreamSyncTest : public ::testing::Test {
     ActionQuery query;
     query.page_size = 1000;
     while (true) {
-      absl::StatusOr<ActionPage> page = repo().ListActions(query);
+      absl::StatusOr<ActionPage> page = repo().actions().ListActions(query);
       if (!page.ok()) return -1;
       count += static_cast<int>(page->actions.size());
       if (!page->next) return count;
@@ -230,7 +230,7 @@ class UpstreamSyncTest : public ::testing::Test {
     std::map<std::string, int> created;
     int64_t after = 0;
     while (true) {
-      absl::StatusOr<std::vector<v1::Event>> events = repo().ReadEvents(after, 1000);
+      absl::StatusOr<std::vector<v1::Event>> events = repo().events().ReadEvents(after, 1000);
       if (!events.ok() || events->empty()) return created;
       for (const v1::Event& e : *events) {
         if (e.type() == v1::Event::TYPE_ACTION_CREATED) ++created[e.action().id()];
@@ -245,7 +245,7 @@ class UpstreamSyncTest : public ::testing::Test {
     std::set<std::string> decided;
     int i = 0;
     for (const upstream::v1::Action& a : sim_->Actions()) {
-      absl::StatusOr<Action> local = repo().GetAction(a.id());
+      absl::StatusOr<Action> local = repo().actions().GetAction(a.id());
       if (!local.ok() || local->state() != Action::STATE_PENDING) continue;
       ++i;
       if (i % 4 == 0) {
@@ -263,7 +263,7 @@ class UpstreamSyncTest : public ::testing::Test {
   // has it all.
   void RunApprovedAndConverge() {
     ASSERT_TRUE(WaitFor([&] {
-      absl::StatusOr<DecisionOutboxStats> outbox = repo().GetDecisionOutboxStats();
+      absl::StatusOr<DecisionOutboxStats> outbox = repo().outbox().GetDecisionOutboxStats();
       return outbox.ok() && outbox->backlog == 0;
     })) << "decisions not delivered";
     clock_.Advance(absl::Seconds(5));  // past execution_delay + run_duration
@@ -429,13 +429,13 @@ TEST_F(UpstreamSyncTest, ConsoleDecisionsAreAppliedAndNotSentBack) {
   const std::string id = sim_->Actions().front().id();
   ASSERT_TRUE(sim_->DecideInConsole(id, /*approve=*/false, "alice@vendor.example").ok());
   ASSERT_TRUE(WaitFor([&] { return Divergence().empty(); })) << Divergence();
-  Action action = *repo().GetAction(id);
+  Action action = *repo().actions().GetAction(id);
   EXPECT_EQ(action.state(), Action::STATE_REJECTED);
   EXPECT_EQ(action.decision().source(), v1::Decision::SOURCE_UPSTREAM);
   EXPECT_EQ(action.decision().decider(), "alice@vendor.example");
   EXPECT_EQ(Status().decision_backlog(), 0);
   EXPECT_EQ(sim_->stats().submit_calls, 0);
-  absl::StatusOr<std::vector<AuditRecord>> audit = repo().ListAudit(id);
+  absl::StatusOr<std::vector<AuditRecord>> audit = repo().audit().ListAudit(id);
   ASSERT_TRUE(audit.ok());
   ASSERT_EQ(audit->size(), 1u);
   EXPECT_EQ(audit->front().decision.source(), v1::Decision::SOURCE_UPSTREAM);
@@ -453,7 +453,7 @@ TEST_F(UpstreamSyncTest, AnApprovalTheUpstreamOverruledEndsCancelledAndIsRefused
   ASSERT_TRUE(WaitFor([&] {
     const v1::SyncStatus s = Status();
     return s.decisions_refused() == 1 && s.decision_backlog() == 0 &&
-           repo().GetAction(id)->state() == Action::STATE_CANCELLED;
+           repo().actions().GetAction(id)->state() == Action::STATE_CANCELLED;
   })) << Status().DebugString();
   EXPECT_GE(Status().records_conflicting(), 1);
   EXPECT_EQ(sim_->stats().decisions_applied, 0);  // the console's decision stands
@@ -468,9 +468,9 @@ TEST_F(UpstreamSyncTest, AnIdenticalApprovalWithinAnHourIsMarkedDuplicateAndNotR
   const std::string second_inv = sim_->CreateInvestigation(sim::Playbook::kPhish, 11);
   ASSERT_TRUE(WaitFor([&] { return AllActionsSynced(); }));
   const std::string first = first_inv + "-a2", second = second_inv + "-a2";
-  ASSERT_EQ(repo().GetAction(first)->type(), v1::ACTION_TYPE_BLOCK_URL);
-  ASSERT_EQ(repo().GetAction(first)->target().identifier(),
-            repo().GetAction(second)->target().identifier());
+  ASSERT_EQ(repo().actions().GetAction(first)->type(), v1::ACTION_TYPE_BLOCK_URL);
+  ASSERT_EQ(repo().actions().GetAction(first)->target().identifier(),
+            repo().actions().GetAction(second)->target().identifier());
 
   Action approved;
   ASSERT_TRUE(Decide(first, true, &approved).ok());
@@ -478,8 +478,8 @@ TEST_F(UpstreamSyncTest, AnIdenticalApprovalWithinAnHourIsMarkedDuplicateAndNotR
   ASSERT_TRUE(Decide(second, true, &approved).ok());
   EXPECT_EQ(approved.duplicate_of(), first);
   RunApprovedAndConverge();
-  EXPECT_EQ(repo().GetAction(second)->state(), Action::STATE_COMPLETED);
-  EXPECT_EQ(repo().GetAction(second)->duplicate_of(), first);
+  EXPECT_EQ(repo().actions().GetAction(second)->state(), Action::STATE_COMPLETED);
+  EXPECT_EQ(repo().actions().GetAction(second)->duplicate_of(), first);
   EXPECT_EQ(sim_->stats().executions, 1);  // the URL was blocked once
   EXPECT_EQ(sim_->stats().repeated_executions, 0);
 
@@ -506,9 +506,9 @@ TEST_F(UpstreamSyncTest, MalformedRecordsAreSkippedCountedAndDoNotStopSync) {
   EXPECT_EQ(sim_->stats().malformed_sent, 5);
   // Nothing of them reached the repository.
   for (const char* id : {"simt1-bad-enum-2", "simt1-bad-target-4"}) {
-    EXPECT_EQ(repo().GetAction(id).status().code(), absl::StatusCode::kNotFound) << id;
+    EXPECT_EQ(repo().actions().GetAction(id).status().code(), absl::StatusCode::kNotFound) << id;
   }
-  EXPECT_EQ(repo().GetInvestigation("simt1-bad-long-3").status().code(),
+  EXPECT_EQ(repo().actions().GetInvestigation("simt1-bad-long-3").status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -550,7 +550,7 @@ TEST_F(UpstreamSyncTest, AutomationApprovesSyncedActionsAndTheApprovalGoesUpstre
   RunApprovedAndConverge();
   const std::map<std::string, int> decisions = sim_->DecisionsPerAction();
   for (const upstream::v1::Action& a : sim_->Actions()) {
-    EXPECT_EQ(repo().GetAction(a.id())->decision().source(), v1::Decision::SOURCE_POLICY);
+    EXPECT_EQ(repo().actions().GetAction(a.id())->decision().source(), v1::Decision::SOURCE_POLICY);
     EXPECT_TRUE(a.state() == Action::STATE_COMPLETED || a.state() == Action::STATE_FAILED)
         << Action::State_Name(a.state());
     EXPECT_EQ(decisions.at(a.id()), 1);
@@ -594,7 +594,7 @@ TEST(InProcessSimulatorTest, FeedsAirdInvestigationsAndPendingActions) {
   pending.filter.state = Action::STATE_PENDING;
   pending.page_size = 100;
   ASSERT_TRUE(WaitFor([&] {
-    absl::StatusOr<ActionPage> page = (*server)->repository().ListActions(pending);
+    absl::StatusOr<ActionPage> page = (*server)->storage().actions().ListActions(pending);
     return page.ok() && page->actions.size() >= 10;
   }));
   sim::UpstreamSimulator* simulator = (*server)->upstream().simulator();
@@ -669,7 +669,7 @@ TEST_F(UpstreamTlsTest, SyncsOverTlsWithTheBearerToken) {
   })) << (*server)->upstream().monitor().Snapshot({}).DebugString();
   InvestigationQuery all;
   all.page_size = 10;
-  absl::StatusOr<InvestigationPage> page = (*server)->repository().ListInvestigations(all);
+  absl::StatusOr<InvestigationPage> page = (*server)->storage().actions().ListInvestigations(all);
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_EQ(page->investigations.size(), 3u);
 }

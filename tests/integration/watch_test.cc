@@ -10,7 +10,7 @@
 #include "service/action_commands.h"
 #include "service/event_hub.h"
 #include "service/housekeeping.h"
-#include "storage/repository.h"
+#include "storage/storage.h"
 #include "tests/support/server_fixture.h"
 
 namespace air {
@@ -55,7 +55,7 @@ class WatchTest : public testing::ServerFixture {
   // repository, as the upstream sync would.
   void Propose(const std::string& id,
                v1::ActionType type = v1::ACTION_TYPE_SOFT_DELETE_EMAIL) {
-    AIR_ASSERT_OK(server_->repository().Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_ASSERT_OK(server_->storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
       Action action;
       action.set_id(id);
       action.set_investigation_id("inv-1001");
@@ -278,7 +278,7 @@ TEST_F(WatchTest, AStalledSubscriberDoesNotDelayALiveOne) {
   constexpr int kActions = 3000;  // ~1 MB of events: beyond the flow-control window
   std::thread writer([&] {
     for (int i = 0; i < kActions; i += 100) {
-      AIR_ASSERT_OK(server_->repository().Write([&](WriteTransaction& tx) -> absl::Status {
+      AIR_ASSERT_OK(server_->storage().writer().Write([&](WriteTransaction& tx) -> absl::Status {
         for (int k = i; k < i + 100; ++k) {
           Action action;
           action.set_id(absl::StrCat("act-load-", k));

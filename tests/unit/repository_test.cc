@@ -93,7 +93,7 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
 
   // Creates investigation `inv` with `n` pending actions inv-a0..a(n-1).
   void Seed(const std::string& inv, int n, v1::ActionType type = v1::ACTION_TYPE_BLOCK_URL) {
-    AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
       Investigation investigation;
       investigation.set_id(inv);
       investigation.set_state(Investigation::STATE_RUNNING);
@@ -120,7 +120,7 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
     input.request_id = std::move(request_id);
     input.fingerprint = absl::StrCat(outcome, absl::StrJoin(input.ids, ","));
     std::vector<Action> out;
-    AIR_RETURN_IF_ERROR(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
       AIR_ASSIGN_OR_RETURN(out, DecideActionsTx(tx, input));
       return absl::OkStatus();
     }));
@@ -139,14 +139,14 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
       if (i.has_value()) results[*i] = std::move(s);
       --pending;
     };
-    repo_->WriteAsync(
+    repo_->writer().WriteAsync(
         [&](WriteTransaction&) {
           gate.WaitForNotification();
           return absl::OkStatus();
         },
         [&](absl::Status s) { finish(std::nullopt, std::move(s)); });
     for (size_t i = 0; i < fns.size(); ++i) {
-      repo_->WriteAsync(fns[i], [&, i](absl::Status s) { finish(i, std::move(s)); });
+      repo_->writer().WriteAsync(fns[i], [&, i](absl::Status s) { finish(i, std::move(s)); });
     }
     gate.Notify();
     absl::MutexLock lock(&mu);
@@ -167,22 +167,22 @@ TEST_P(RepositoryTest, SurvivesReopen) {
   Seed("inv-1", 2);
   AIR_ASSERT_OK(Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED));
   Reopen();
-  auto action = repo_->GetAction("inv-1-a0");
+  auto action = repo_->actions().GetAction("inv-1-a0");
   AIR_ASSERT_OK(action);
   EXPECT_EQ(action->state(), Action::STATE_APPROVED);
-  auto inv = repo_->GetInvestigation("inv-1");
+  auto inv = repo_->actions().GetInvestigation("inv-1");
   AIR_ASSERT_OK(inv);
   EXPECT_EQ(inv->state(), Investigation::STATE_PENDING_ACTION);  // approved, not yet run
   EXPECT_EQ(inv->action_counts().pending(), 1);
-  auto bounds = repo_->GetEventLogBounds();
+  auto bounds = repo_->events().GetEventLogBounds();
   AIR_ASSERT_OK(bounds);
   // created(inv) + 2 x action created + the first's inv state change + approve
   EXPECT_EQ(bounds->head, 1 + 2 + 1 + 1);
 }
 
 TEST_P(RepositoryTest, UnknownIdsAreNotFound) {
-  EXPECT_THAT(repo_->GetAction("nope"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(repo_->GetInvestigation("nope"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(repo_->actions().GetAction("nope"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(repo_->actions().GetInvestigation("nope"), StatusIs(absl::StatusCode::kNotFound));
   auto decided = Decide({"nope"}, v1::Decision::OUTCOME_APPROVED);
   EXPECT_THAT(decided, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_EQ(ErrorMetadata(decided.status(), "action_id"), "nope");
@@ -199,7 +199,7 @@ TEST_P(RepositoryTest, ACreateNeverOverwritesAnUnreadableRecord) {
                           ? "UPDATE actions SET body = x'ff' WHERE id = 'inv-a0'"
                           : "UPDATE actions SET body = '\\xff'::bytea WHERE id = 'inv-a0'"));
   Reopen();
-  absl::Status created = repo_->Write([](WriteTransaction& tx) {
+  absl::Status created = repo_->writer().Write([](WriteTransaction& tx) {
     Action action;
     action.set_id("inv-a0");
     action.set_investigation_id("inv");
@@ -210,7 +210,7 @@ TEST_P(RepositoryTest, ACreateNeverOverwritesAnUnreadableRecord) {
                                     ? absl::StatusCode::kAlreadyExists
                                     : absl::StatusCode::kDataLoss));
   // Still the unreadable row, not a new action.
-  EXPECT_THAT(repo_->GetAction("inv-a0"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(repo_->actions().GetAction("inv-a0"), StatusIs(absl::StatusCode::kDataLoss));
 }
 
 TEST_P(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
@@ -233,7 +233,7 @@ TEST_P(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(won.load(), 1);
   EXPECT_EQ(lost.load(), kDeciders - 1);
-  auto audit = repo_->ListAudit("inv-1-a0");
+  auto audit = repo_->audit().ListAudit("inv-1-a0");
   AIR_ASSERT_OK(audit);
   EXPECT_EQ(audit->size(), 1u);
 }
@@ -241,12 +241,12 @@ TEST_P(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
 TEST_P(RepositoryTest, BatchIsAllOrNothing) {
   Seed("inv-1", 3);
   AIR_ASSERT_OK(Decide({"inv-1-a1"}, v1::Decision::OUTCOME_REJECTED));
-  auto head_before = repo_->GetEventLogBounds()->head;
+  auto head_before = repo_->events().GetEventLogBounds()->head;
   auto batch = Decide({"inv-1-a0", "inv-1-a1", "inv-1-a2"}, v1::Decision::OUTCOME_APPROVED);
   EXPECT_THAT(batch, StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(ErrorMetadata(batch.status(), "action_id"), "inv-1-a1");
-  EXPECT_EQ(repo_->GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
-  EXPECT_EQ(repo_->GetEventLogBounds()->head, head_before);  // no event leaked
+  EXPECT_EQ(repo_->actions().GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
+  EXPECT_EQ(repo_->events().GetEventLogBounds()->head, head_before);  // no event leaked
 }
 
 TEST_P(RepositoryTest, BatchRefusesMixedTypes) {
@@ -255,19 +255,19 @@ TEST_P(RepositoryTest, BatchRefusesMixedTypes) {
   auto batch = Decide({"inv-1-a0", "inv-2-a0"}, v1::Decision::OUTCOME_APPROVED);
   EXPECT_THAT(batch, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(ErrorReason(batch.status()), "MIXED_ACTION_TYPES");
-  EXPECT_EQ(repo_->GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
+  EXPECT_EQ(repo_->actions().GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
 }
 
 TEST_P(RepositoryTest, ReplayedRequestIdReturnsFirstResultUnchanged) {
   Seed("inv-1", 1);
   auto first = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED, "req-1");
   AIR_ASSERT_OK(first);
-  const int64_t head = repo_->GetEventLogBounds()->head;
+  const int64_t head = repo_->events().GetEventLogBounds()->head;
   clock_.Advance(absl::Minutes(1));
   auto again = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_APPROVED, "req-1");
   AIR_ASSERT_OK(again);
   EXPECT_EQ((*again)[0].SerializeAsString(), (*first)[0].SerializeAsString());
-  EXPECT_EQ(repo_->GetEventLogBounds()->head, head);
+  EXPECT_EQ(repo_->events().GetEventLogBounds()->head, head);
   auto reused = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_REJECTED, "req-1");
   EXPECT_THAT(reused, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(ErrorReason(reused.status()), "REQUEST_ID_REUSED");
@@ -280,12 +280,12 @@ TEST_P(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
   absl::Status results[3];
   absl::Mutex mu;
   for (int i = 0; i < 3; ++i) {
-    repo_->WriteAsync(
+    repo_->writer().WriteAsync(
         [i](WriteTransaction& tx) -> absl::Status {
           if (i == 1) {
             v1::Event event;
             event.set_type(v1::Event::TYPE_ACTION_UPDATED);
-            AIR_RETURN_IF_ERROR(tx.AppendEvent(event).status());
+            AIR_RETURN_IF_ERROR(tx.events().AppendEvent(event).status());
             return absl::InternalError("deliberate failure after an event");
           }
           DecideActionsInput input;
@@ -307,7 +307,7 @@ TEST_P(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {
   EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kInternal));
   AIR_ASSERT_OK(results[2]);
   // The event log has no gap where the failed write's event was.
-  auto events = repo_->ReadEvents(0, 1000);
+  auto events = repo_->events().ReadEvents(0, 1000);
   AIR_ASSERT_OK(events);
   for (size_t i = 0; i < events->size(); ++i) {
     EXPECT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));
@@ -332,7 +332,7 @@ TEST_P(RepositoryTest, AFailedWritesInvestigationChangeRollsBackInItsBatch) {
     };
   };
   // Holds the writer so that the next writes queue up and share one batch.
-  repo_->WriteAsync(
+  repo_->writer().WriteAsync(
       [&](WriteTransaction&) -> absl::Status {
         gate.WaitForNotification();
         return absl::OkStatus();
@@ -344,21 +344,21 @@ TEST_P(RepositoryTest, AFailedWritesInvestigationChangeRollsBackInItsBatch) {
     input.command.outcome = v1::Decision::OUTCOME_APPROVED;
     return DecideActionsTx(tx, input).status();
   };
-  repo_->WriteAsync([&](WriteTransaction& tx) { return approve(tx, "inv-1-a0"); }, done(1));
-  repo_->WriteAsync(
+  repo_->writer().WriteAsync([&](WriteTransaction& tx) { return approve(tx, "inv-1-a0"); }, done(1));
+  repo_->writer().WriteAsync(
       [&](WriteTransaction& tx) -> absl::Status {
         AIR_RETURN_IF_ERROR(approve(tx, "inv-1-a1"));
         return absl::InternalError("deliberate failure after a decision");
       },
       done(2));
-  repo_->WriteAsync(
+  repo_->writer().WriteAsync(
       [&](WriteTransaction& tx) -> absl::Status {
-        AIR_ASSIGN_OR_RETURN(Investigation inv, tx.GetInvestigation("inv-1"));
+        AIR_ASSIGN_OR_RETURN(Investigation inv, tx.actions().GetInvestigation("inv-1"));
         seen_in_batch_approved = inv.action_counts().approved();
         return absl::OkStatus();
       },
       done(3));
-  repo_->WriteAsync([&](WriteTransaction& tx) { return approve(tx, "inv-1-a2"); }, done(4));
+  repo_->writer().WriteAsync([&](WriteTransaction& tx) { return approve(tx, "inv-1-a2"); }, done(4));
   gate.Notify();
   {
     absl::MutexLock lock(&mu);
@@ -368,11 +368,11 @@ TEST_P(RepositoryTest, AFailedWritesInvestigationChangeRollsBackInItsBatch) {
   EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kInternal));
   AIR_ASSERT_OK(results[4]);
   EXPECT_EQ(seen_in_batch_approved, 1);  // a0 only: a1's change was undone
-  auto inv = repo_->GetInvestigation("inv-1");
+  auto inv = repo_->actions().GetInvestigation("inv-1");
   AIR_ASSERT_OK(inv);
   EXPECT_EQ(inv->action_counts().approved(), 2);
   EXPECT_EQ(inv->action_counts().pending(), 1);
-  auto a1 = repo_->GetAction("inv-1-a1");
+  auto a1 = repo_->actions().GetAction("inv-1-a1");
   AIR_ASSERT_OK(a1);
   EXPECT_EQ(a1->state(), Action::STATE_PENDING);
 }
@@ -387,7 +387,7 @@ TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
     v1::Event event;
     event.set_type(v1::Event::TYPE_INVESTIGATION_CREATED);
     event.mutable_investigation()->set_id(id);
-    return tx.AppendEvent(std::move(event)).status();
+    return tx.events().AppendEvent(std::move(event)).status();
   };
   std::vector<Repository::WriteFn> fns;
   for (int i = 0; i < 6; ++i) {
@@ -404,7 +404,7 @@ TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
   const std::vector<absl::Status> results = RunInOneBatch(fns);
   EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kInternal));
   std::set<std::string> committed;
-  auto events = repo_->ReadEvents(0, 1000);
+  auto events = repo_->events().ReadEvents(0, 1000);
   AIR_ASSERT_OK(events);
   for (size_t i = 0; i < events->size(); ++i) {
     EXPECT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));  // no gap
@@ -440,7 +440,7 @@ TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
   auto add = [](WriteTransaction& tx, int64_t n, bool in_place) -> absl::Status {
     if (in_place) {
       AIR_ASSIGN_OR_RETURN(const bool returned,
-                           tx.ChangeInvestigation("inv-1", [n](Investigation& inv) {
+                           tx.actions().ChangeInvestigation("inv-1", [n](Investigation& inv) {
                              auto* counts = inv.mutable_action_counts();
                              counts->set_total(counts->total() + n);
                              return n % 2 == 0;
@@ -448,9 +448,9 @@ TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
       EXPECT_EQ(returned, n % 2 == 0);  // the change's answer comes back
       return absl::OkStatus();
     }
-    AIR_ASSIGN_OR_RETURN(Investigation inv, tx.GetInvestigation("inv-1"));
+    AIR_ASSIGN_OR_RETURN(Investigation inv, tx.actions().GetInvestigation("inv-1"));
     inv.mutable_action_counts()->set_total(inv.action_counts().total() + n);
-    return tx.PutInvestigation(inv);
+    return tx.actions().PutInvestigation(inv);
   };
   std::vector<Repository::WriteFn> fns;
   for (int i = 1; i < 5; ++i) {
@@ -477,7 +477,7 @@ TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
   } else {
     EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kAborted));
   }
-  auto inv = repo_->GetInvestigation("inv-1");
+  auto inv = repo_->actions().GetInvestigation("inv-1");
   AIR_ASSERT_OK(inv);
   EXPECT_EQ(inv->action_counts().total(), expected);
 }
@@ -493,12 +493,12 @@ TEST_P(RepositoryTest, EventsAreGapFreeUnderConcurrentWriters) {
     });
   }
   for (auto& t : threads) t.join();
-  auto events = repo_->ReadEvents(0, 100000);
+  auto events = repo_->events().ReadEvents(0, 100000);
   AIR_ASSERT_OK(events);
   for (size_t i = 0; i < events->size(); ++i) {
     ASSERT_EQ((*events)[i].sequence(), static_cast<int64_t>(i + 1));
   }
-  EXPECT_EQ(repo_->GetInvestigation("inv-1")->action_counts().approved(), 200);
+  EXPECT_EQ(repo_->actions().GetInvestigation("inv-1")->action_counts().approved(), 200);
 }
 
 TEST_P(RepositoryTest, AuditIsAppendOnly) {
@@ -508,7 +508,7 @@ TEST_P(RepositoryTest, AuditIsAppendOnly) {
   EXPECT_FALSE(ExecRaw("UPDATE decision_audit SET decider = 'mallory'"));
   EXPECT_FALSE(ExecRaw("DELETE FROM decision_audit"));
   Reopen();
-  auto audit = repo_->ListAudit("inv-1-a0");
+  auto audit = repo_->audit().ListAudit("inv-1-a0");
   AIR_ASSERT_OK(audit);
   ASSERT_EQ(audit->size(), 1u);
   EXPECT_EQ((*audit)[0].decision.decider(), "alice");
@@ -518,7 +518,7 @@ TEST_P(RepositoryTest, KeysetPagesAreStableWhileRowsAreInserted) {
   Seed("inv-1", 5);
   ActionQuery query;
   query.page_size = 2;
-  auto page1 = repo_->ListActions(query);
+  auto page1 = repo_->actions().ListActions(query);
   AIR_ASSERT_OK(page1);
   ASSERT_EQ(page1->actions.size(), 2u);
   ASSERT_TRUE(page1->next.has_value());
@@ -529,7 +529,7 @@ TEST_P(RepositoryTest, KeysetPagesAreStableWhileRowsAreInserted) {
   for (auto& a : page1->actions) seen.push_back(a.id());
   query.after = page1->next;
   while (true) {
-    auto page = repo_->ListActions(query);
+    auto page = repo_->actions().ListActions(query);
     AIR_ASSERT_OK(page);
     for (auto& a : page->actions) seen.push_back(a.id());
     if (!page->next) break;
@@ -548,13 +548,13 @@ TEST_P(RepositoryTest, FiltersUseTheRightRows) {
   query.page_size = 100;
   query.filter.state = Action::STATE_PENDING;
   query.filter.type = v1::ACTION_TYPE_ISOLATE_DEVICE;
-  auto page = repo_->ListActions(query);
+  auto page = repo_->actions().ListActions(query);
   AIR_ASSERT_OK(page);
   ASSERT_EQ(page->actions.size(), 1u);
   EXPECT_EQ(page->actions[0].id(), "inv-2-a1");
   query.filter = ActionFilter{};
   query.filter.investigation_id = "inv-1";
-  EXPECT_EQ(repo_->ListActions(query)->actions.size(), 3u);
+  EXPECT_EQ(repo_->actions().ListActions(query)->actions.size(), 3u);
 }
 
 TEST_P(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
@@ -571,10 +571,10 @@ TEST_P(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
   EXPECT_EQ(ErrorMetadata(late.status(), "state"), "STATE_EXPIRED");
   // ...and the sweeper records it.
   EXPECT_EQ(*sweeper.RunOnce(), 1);
-  auto action = repo_->GetAction("inv-1-a1");
+  auto action = repo_->actions().GetAction("inv-1-a1");
   EXPECT_EQ(action->state(), Action::STATE_EXPIRED);
   EXPECT_EQ(action->decision().source(), v1::Decision::SOURCE_EXPIRY);
-  EXPECT_EQ(repo_->GetInvestigation("inv-1")->state(),
+  EXPECT_EQ(repo_->actions().GetInvestigation("inv-1")->state(),
             Investigation::STATE_TERMINATED_BY_SYSTEM);
   EXPECT_EQ(*sweeper.RunOnce(), 0);
 }
@@ -585,14 +585,14 @@ TEST_P(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
   Seed("inv-2", 1);   // 3 more, newer
   EventRetention by_age(*repo_, absl::Minutes(30), 1'000'000);
   EXPECT_EQ(*by_age.RunOnce(), 12);
-  auto bounds = repo_->GetEventLogBounds();
+  auto bounds = repo_->events().GetEventLogBounds();
   EXPECT_EQ(bounds->first_retained, 13);
   EXPECT_EQ(bounds->head, 15);
   EventRetention by_cap(*repo_, absl::Hours(1000), 1);
   EXPECT_EQ(*by_cap.RunOnce(), 2);
-  EXPECT_EQ(repo_->GetEventLogBounds()->first_retained, 15);
+  EXPECT_EQ(repo_->events().GetEventLogBounds()->first_retained, 15);
   Reopen();  // the head survives even when most of the log is gone
-  EXPECT_EQ(repo_->GetEventLogBounds()->head, 15);
+  EXPECT_EQ(repo_->events().GetEventLogBounds()->head, 15);
 }
 
 // The bulk version calls a sync page uses agree with the single-record ones,
@@ -601,17 +601,17 @@ TEST_P(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
 TEST_P(RepositoryTest, BulkUpstreamVersionsAgreeWithSingleOnes) {
   std::vector<std::pair<std::string, int64_t>> written;
   for (int i = 0; i < 300; ++i) written.emplace_back(absl::StrCat("a-", 1000 + i), i + 1);
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
-    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersions(UpstreamKind::kAction, written));
-    AIR_RETURN_IF_ERROR(tx.SetUpstreamVersion(UpstreamKind::kInvestigation, "a-1000", 77));
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
+    AIR_RETURN_IF_ERROR(tx.upstream().SetUpstreamVersions(UpstreamKind::kAction, written));
+    AIR_RETURN_IF_ERROR(tx.upstream().SetUpstreamVersion(UpstreamKind::kInvestigation, "a-1000", 77));
     // A later bulk write replaces what it names and nothing else.
-    return tx.SetUpstreamVersions(UpstreamKind::kAction, {{"a-1001", 500}, {"a-new", 9}});
+    return tx.upstream().SetUpstreamVersions(UpstreamKind::kAction, {{"a-1001", 500}, {"a-new", 9}});
   }));
-  AIR_ASSERT_OK(repo_->Write([&](WriteTransaction& tx) -> absl::Status {
+  AIR_ASSERT_OK(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
     std::vector<std::string> ids = {"a-missing", "a-new"};
     for (const auto& [id, version] : written) ids.push_back(id);
     std::map<std::string, int64_t> found;
-    AIR_RETURN_IF_ERROR(tx.GetUpstreamVersions(UpstreamKind::kAction, ids, found));
+    AIR_RETURN_IF_ERROR(tx.upstream().GetUpstreamVersions(UpstreamKind::kAction, ids, found));
     EXPECT_EQ(found.size(), 301u);
     EXPECT_EQ(found.count("a-missing"), 0u);
     EXPECT_EQ(found["a-new"], 9);
@@ -620,7 +620,7 @@ TEST_P(RepositoryTest, BulkUpstreamVersionsAgreeWithSingleOnes) {
     EXPECT_EQ(found["a-1299"], 300);
     for (const std::string& id : {"a-1000", "a-1001", "a-1150", "a-missing"}) {
       AIR_ASSIGN_OR_RETURN(std::optional<int64_t> single,
-                           tx.GetUpstreamVersion(UpstreamKind::kAction, id));
+                           tx.upstream().GetUpstreamVersion(UpstreamKind::kAction, id));
       EXPECT_EQ(single.has_value(), found.count(id) == 1) << id;
       if (single.has_value()) {
         EXPECT_EQ(*single, found[id]) << id;
@@ -628,10 +628,10 @@ TEST_P(RepositoryTest, BulkUpstreamVersionsAgreeWithSingleOnes) {
     }
     std::map<std::string, int64_t> investigations;
     AIR_RETURN_IF_ERROR(
-        tx.GetUpstreamVersions(UpstreamKind::kInvestigation, ids, investigations));
+        tx.upstream().GetUpstreamVersions(UpstreamKind::kInvestigation, ids, investigations));
     EXPECT_EQ(investigations, (std::map<std::string, int64_t>{{"a-1000", 77}}));
     std::map<std::string, int64_t> none;
-    AIR_RETURN_IF_ERROR(tx.GetUpstreamVersions(UpstreamKind::kAction, {}, none));
+    AIR_RETURN_IF_ERROR(tx.upstream().GetUpstreamVersions(UpstreamKind::kAction, {}, none));
     EXPECT_TRUE(none.empty());
     return absl::OkStatus();
   }));
@@ -639,9 +639,9 @@ TEST_P(RepositoryTest, BulkUpstreamVersionsAgreeWithSingleOnes) {
 
 // Writes `transactions` commits of 20 investigations each (several WAL pages
 // per commit) through `repo`.
-void WriteInvestigations(Repository& repo, int transactions) {
+void WriteInvestigations(Storage& repo, int transactions) {
   for (int t = 0; t < transactions; ++t) {
-    AIR_ASSERT_OK(repo.Write([t](WriteTransaction& tx) {
+    AIR_ASSERT_OK(repo.writer().Write([t](WriteTransaction& tx) {
       for (int i = 0; i < 20; ++i) {
         Investigation inv;
         inv.set_id(absl::StrCat("inv-", t, "-", i));
