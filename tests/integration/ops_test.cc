@@ -124,11 +124,11 @@ class MetricsTest : public ServerFixture {
 TEST_F(MetricsTest, ScrapeAfterAScriptedFlow) {
   ASSERT_GT(server_->metrics_port(), 0);
   // The pending backlog before anything is decided, by type.
-  auto pending = server_->storage().GetStoreStats();
+  auto pending = server_->storage().actions().GetPendingStats();
   AIR_ASSERT_OK(pending);
   const int64_t soft_delete_before =
-      pending->pending_by_type[v1::ACTION_TYPE_SOFT_DELETE_EMAIL];
-  const int64_t block_url_before = pending->pending_by_type[v1::ACTION_TYPE_BLOCK_URL];
+      pending->by_type[v1::ACTION_TYPE_SOFT_DELETE_EMAIL];
+  const int64_t block_url_before = pending->by_type[v1::ACTION_TYPE_BLOCK_URL];
   ASSERT_GT(soft_delete_before, 0);
   ASSERT_GT(block_url_before, 0);
 

@@ -16,7 +16,7 @@
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/server.h"
-#include "storage/postgres_repository.h"
+#include "storage/postgres_storage.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/server_fixture.h"
 #include "tests/support/test_support.h"
@@ -316,7 +316,7 @@ TEST(PostgresOpen, AnUnreachableServerIsUnavailableAndTheMessageHidesThePassword
   // gone, is the surest.
   options.conninfo = absl::StrCat("postgresql://aird:s3cret@127.0.0.1:", 1,
                                   "/air?connect_timeout=2");
-  auto repo = PostgresRepository::Open(options);
+  auto repo = OpenPostgresStorage(options);
   EXPECT_THAT(repo, testing::StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(std::string(repo.status().message()).find("s3cret"), std::string::npos)
       << repo.status();
@@ -330,12 +330,12 @@ TEST(PostgresOpen, RefusesANewerSchema) {
   {
     PostgresOptions options;
     options.conninfo = *url;
-    AIR_ASSERT_OK(PostgresRepository::Open(options));
+    AIR_ASSERT_OK(OpenPostgresStorage(options));
   }
   AIR_ASSERT_OK(PostgresServer::Exec(*url, "UPDATE air_schema SET version = 999"));
   PostgresOptions options;
   options.conninfo = *url;
-  EXPECT_THAT(PostgresRepository::Open(options),
+  EXPECT_THAT(OpenPostgresStorage(options),
               testing::StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 

@@ -16,7 +16,7 @@
 #include "service/upstream_commands.h"
 #include "service/upstream_sync_worker.h"
 #include "sim/upstream_simulator.h"
-#include "storage/sqlite_repository.h"
+#include "storage/sqlite_storage.h"
 #include "storage/sqlite_schema.h"
 #include "storage/write_behind_transaction.h"
 #include "tests/support/test_support.h"
@@ -182,7 +182,7 @@ class SyncStorageTest : public ::testing::Test {
     SqliteOptions options;
     options.path = dir_.File("air.db");
     options.clock = &clock_;
-    auto repo = SqliteRepository::Open(options);
+    auto repo = OpenSqliteStorage(options);
     ASSERT_TRUE(repo.ok()) << repo.status();
     repo_ = std::move(*repo);
   }
@@ -198,7 +198,7 @@ class SyncStorageTest : public ::testing::Test {
 
   TempDir dir_;
   ManualClock clock_;
-  std::unique_ptr<SqliteRepository> repo_;
+  std::unique_ptr<Storage> repo_;
 };
 
 TEST_F(SyncStorageTest, OutboxKeepsOrderSurvivesReopenAndRefusesASecondDecision) {
@@ -344,11 +344,11 @@ TEST(SchemaMigrationTest, AVersionOneDatabaseGainsTheSyncTables) {
   }
   SqliteOptions options;
   options.path = path;
-  auto repo = SqliteRepository::Open(options);
+  auto repo = OpenSqliteStorage(options);
   ASSERT_TRUE(repo.ok()) << repo.status();
-  EXPECT_GE(SqliteRepository::SchemaVersion(), 2);
-  EXPECT_EQ((*repo)->GetDecisionOutboxStats()->backlog, 0);
-  EXPECT_EQ(*(*repo)->GetSyncCursor("upstream"), "");
+  EXPECT_GE(SqliteSchemaVersion(), 2);
+  EXPECT_EQ((*repo)->outbox().GetDecisionOutboxStats()->backlog, 0);
+  EXPECT_EQ(*(*repo)->upstream().GetSyncCursor("upstream"), "");
 }
 
 // Migration 3 rebuilds the audit and the decision outbox without
@@ -378,18 +378,18 @@ TEST(SchemaMigrationTest, AVersionTwoDatabaseKeepsItsAuditAndOutbox) {
   {
     SqliteOptions options;
     options.path = path;
-    auto repo = SqliteRepository::Open(options);
+    auto repo = OpenSqliteStorage(options);
     ASSERT_TRUE(repo.ok()) << repo.status();
-    auto audit = (*repo)->ListAudit("a-1");
+    auto audit = (*repo)->audit().ListAudit("a-1");
     ASSERT_TRUE(audit.ok()) << audit.status();
     ASSERT_EQ(audit->size(), 1u);
     EXPECT_EQ((*audit)[0].decision.decider(), "alice");
-    auto outbox = (*repo)->ReadDecisionOutbox(10);
+    auto outbox = (*repo)->outbox().ReadDecisionOutbox(10);
     ASSERT_TRUE(outbox.ok()) << outbox.status();
     ASSERT_EQ(outbox->size(), 1u);
     EXPECT_EQ((*outbox)[0].position, 7);
     EXPECT_EQ((*outbox)[0].upstream_version, 3);
-    ASSERT_TRUE((*repo)->Write([](WriteTransaction& tx) -> absl::Status {
+    ASSERT_TRUE((*repo)->writer().Write([](WriteTransaction& tx) -> absl::Status {
       AuditRecord record{"a-2", "inv-1", Action::STATE_PENDING, Action::STATE_REJECTED,
                          v1::Decision(), ""};
       AIR_RETURN_IF_ERROR(tx.audit().AppendAudit(record));
@@ -411,7 +411,7 @@ TEST(SchemaMigrationTest, AVersionTwoDatabaseKeepsItsAuditAndOutbox) {
     sqlite3_finalize(stmt);
     return value;
   };
-  EXPECT_EQ(query_int("PRAGMA user_version"), SqliteRepository::SchemaVersion());
+  EXPECT_EQ(query_int("PRAGMA user_version"), SqliteSchemaVersion());
   EXPECT_EQ(query_int("SELECT MAX(id) FROM decision_audit"), 42);
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_sequence"), 0);
   EXPECT_EQ(sqlite3_exec(db, "DELETE FROM decision_audit", nullptr, nullptr, nullptr),

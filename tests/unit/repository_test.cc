@@ -15,8 +15,8 @@
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/housekeeping.h"
-#include "storage/postgres_repository.h"
-#include "storage/sqlite_repository.h"
+#include "storage/postgres_storage.h"
+#include "storage/sqlite_storage.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "tests/support/postgres_server.h"
@@ -33,10 +33,20 @@ using v1::Investigation;
 
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 
-enum class Backend { kSqlite, kPostgres };
+// kSqliteRerun runs every write batch twice (GroupCommitOptions), so any
+// write function that reports more than its committed run fails a test.
+enum class Backend { kSqlite, kSqliteRerun, kPostgres };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+  switch (info.param) {
+    case Backend::kSqlite:
+      return "Sqlite";
+    case Backend::kSqliteRerun:
+      return "SqliteRerun";
+    case Backend::kPostgres:
+      return "Postgres";
+  }
+  return "";
 }
 
 using testing::SharedPostgres;
@@ -63,18 +73,19 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
 
   void Reopen() {
     repo_.reset();
-    if (GetParam() == Backend::kSqlite) {
+    if (GetParam() != Backend::kPostgres) {
       SqliteOptions options;
+      options.rerun_every_batch_for_testing = GetParam() == Backend::kSqliteRerun;
       options.path = dir_.File("air.db");
       options.clock = &clock_;
-      auto repo = SqliteRepository::Open(options);
+      auto repo = OpenSqliteStorage(options);
       ASSERT_TRUE(repo.ok()) << repo.status();
       repo_ = std::move(*repo);
     } else {
       PostgresOptions options;
       options.conninfo = url_;
       options.clock = &clock_;
-      auto repo = PostgresRepository::Open(options);
+      auto repo = OpenPostgresStorage(options);
       ASSERT_TRUE(repo.ok()) << repo.status();
       repo_ = std::move(*repo);
     }
@@ -119,17 +130,13 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
     input.command.decider = std::move(decider);
     input.request_id = std::move(request_id);
     input.fingerprint = absl::StrCat(outcome, absl::StrJoin(input.ids, ","));
-    std::vector<Action> out;
-    AIR_RETURN_IF_ERROR(repo_->writer().Write([&](WriteTransaction& tx) -> absl::Status {
-      AIR_ASSIGN_OR_RETURN(out, DecideActionsTx(tx, input));
-      return absl::OkStatus();
-    }));
-    return out;
+    return repo_->writer().Write<std::vector<Action>>(
+        [&](WriteTransaction& tx) { return DecideActionsTx(tx, input); });
   }
 
   // Runs `fns` as one batch (a first write holds the writer until all are
   // queued) and returns their results, in order.
-  std::vector<absl::Status> RunInOneBatch(const std::vector<Repository::WriteFn>& fns) {
+  std::vector<absl::Status> RunInOneBatch(const std::vector<Writer::WriteFn>& fns) {
     absl::Notification gate;
     absl::Mutex mu;
     size_t pending = fns.size() + 1;
@@ -157,11 +164,13 @@ class RepositoryTest : public ::testing::TestWithParam<Backend> {
   TempDir dir_;
   std::string url_;  // PostgreSQL only
   ManualClock clock_;
-  std::unique_ptr<Repository> repo_;
+  std::unique_ptr<Storage> repo_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Backends, RepositoryTest,
-                         ::testing::Values(Backend::kSqlite, Backend::kPostgres), BackendName);
+                         ::testing::Values(Backend::kSqlite, Backend::kSqliteRerun,
+                                           Backend::kPostgres),
+                         BackendName);
 
 TEST_P(RepositoryTest, SurvivesReopen) {
   Seed("inv-1", 2);
@@ -195,7 +204,7 @@ TEST_P(RepositoryTest, UnknownIdsAreNotFound) {
 TEST_P(RepositoryTest, ACreateNeverOverwritesAnUnreadableRecord) {
   Seed("inv", 1);
   repo_.reset();
-  ASSERT_TRUE(ExecRaw(GetParam() == Backend::kSqlite
+  ASSERT_TRUE(ExecRaw(GetParam() != Backend::kPostgres
                           ? "UPDATE actions SET body = x'ff' WHERE id = 'inv-a0'"
                           : "UPDATE actions SET body = '\\xff'::bytea WHERE id = 'inv-a0'"));
   Reopen();
@@ -206,9 +215,8 @@ TEST_P(RepositoryTest, ACreateNeverOverwritesAnUnreadableRecord) {
     action.set_type(v1::ACTION_TYPE_BLOCK_URL);
     return ProposeActionTx(tx, action, kDefaultActionTtl).status();
   });
-  EXPECT_THAT(created, StatusIs(GetParam() == Backend::kSqlite
-                                    ? absl::StatusCode::kAlreadyExists
-                                    : absl::StatusCode::kDataLoss));
+  // Both backends answer the create from the id alone.
+  EXPECT_THAT(created, StatusIs(absl::StatusCode::kAlreadyExists));
   // Still the unreadable row, not a new action.
   EXPECT_THAT(repo_->actions().GetAction("inv-a0"), StatusIs(absl::StatusCode::kDataLoss));
 }
@@ -236,6 +244,50 @@ TEST_P(RepositoryTest, ExactlyOneOfManyRacingDecidersWins) {
   auto audit = repo_->audit().ListAudit("inv-1-a0");
   AIR_ASSERT_OK(audit);
   EXPECT_EQ(audit->size(), 1u);
+}
+
+// A batch whose middle write fails runs its other writes again. A write
+// reports through its return value, and the caller gets the committed run's
+// value only: here the first write ran twice and still reports one id.
+TEST_P(RepositoryTest, AWriteRunTwiceReportsOnlyItsCommittedRun) {
+  Seed("inv-1", 2);
+  absl::Notification gate;
+  repo_->writer().WriteAsync(
+      [&](WriteTransaction&) {
+        gate.WaitForNotification();
+        return absl::OkStatus();
+      },
+      nullptr);
+  std::atomic<int> runs{0};
+  absl::Notification first_done;
+  absl::StatusOr<std::vector<std::string>> first;
+  repo_->writer().WriteAsync<std::vector<std::string>>(
+      [&](WriteTransaction& tx) -> absl::StatusOr<std::vector<std::string>> {
+        ++runs;
+        std::vector<std::string> ids;
+        AIR_ASSIGN_OR_RETURN(Action action, tx.actions().GetAction("inv-1-a0"));
+        ids.push_back(action.id());
+        return ids;
+      },
+      [&](absl::StatusOr<std::vector<std::string>> result) {
+        first = std::move(result);
+        first_done.Notify();
+      });
+  absl::Notification failing_done;
+  absl::Status failing;
+  repo_->writer().WriteAsync(
+      [](WriteTransaction& tx) { return tx.actions().GetAction("no-such-action").status(); },
+      [&](absl::Status status) {
+        failing = std::move(status);
+        failing_done.Notify();
+      });
+  gate.Notify();
+  first_done.WaitForNotification();
+  failing_done.WaitForNotification();
+  EXPECT_THAT(failing, StatusIs(absl::StatusCode::kNotFound));
+  AIR_ASSERT_OK(first);
+  EXPECT_EQ(*first, std::vector<std::string>{"inv-1-a0"});
+  EXPECT_EQ(runs.load(), 2);
 }
 
 TEST_P(RepositoryTest, BatchIsAllOrNothing) {
@@ -389,7 +441,7 @@ TEST_P(RepositoryTest, FunctionsThatRunAgainAfterAFailureCommitOnce) {
     event.mutable_investigation()->set_id(id);
     return tx.events().AppendEvent(std::move(event)).status();
   };
-  std::vector<Repository::WriteFn> fns;
+  std::vector<Writer::WriteFn> fns;
   for (int i = 0; i < 6; ++i) {
     fns.push_back([&, i](WriteTransaction& tx) -> absl::Status {
       ++runs[i];
@@ -452,7 +504,7 @@ TEST_P(RepositoryTest, InvestigationChangesRollBackWithTheirFunction) {
     inv.mutable_action_counts()->set_total(inv.action_counts().total() + n);
     return tx.actions().PutInvestigation(inv);
   };
-  std::vector<Repository::WriteFn> fns;
+  std::vector<Writer::WriteFn> fns;
   for (int i = 1; i < 5; ++i) {
     fns.push_back([&, i](WriteTransaction& tx) -> absl::Status {
       ++runs[i];
@@ -559,7 +611,7 @@ TEST_P(RepositoryTest, FiltersUseTheRightRows) {
 
 TEST_P(RepositoryTest, ExpirySweeperUsesTheInjectedClock) {
   Seed("inv-1", 2);
-  ExpirySweeper sweeper(*repo_);
+  ExpirySweeper sweeper(repo_->writer());
   clock_.Advance(kDefaultActionTtl - absl::Seconds(1));
   EXPECT_EQ(*sweeper.RunOnce(), 0);
   // A decision in the last second still counts.
@@ -583,12 +635,12 @@ TEST_P(RepositoryTest, RetentionPrunesByAgeAndCapButKeepsTheHead) {
   Seed("inv-1", 10);  // 1 + 10 + 1 = 12 events
   clock_.Advance(absl::Hours(1));
   Seed("inv-2", 1);   // 3 more, newer
-  EventRetention by_age(*repo_, absl::Minutes(30), 1'000'000);
+  EventRetention by_age(repo_->writer(), absl::Minutes(30), 1'000'000);
   EXPECT_EQ(*by_age.RunOnce(), 12);
   auto bounds = repo_->events().GetEventLogBounds();
   EXPECT_EQ(bounds->first_retained, 13);
   EXPECT_EQ(bounds->head, 15);
-  EventRetention by_cap(*repo_, absl::Hours(1000), 1);
+  EventRetention by_cap(repo_->writer(), absl::Hours(1000), 1);
   EXPECT_EQ(*by_cap.RunOnce(), 2);
   EXPECT_EQ(repo_->events().GetEventLogBounds()->first_retained, 15);
   Reopen();  // the head survives even when most of the log is gone
@@ -663,17 +715,17 @@ TEST(SqliteCheckpoint, RunsOnTheBackgroundThreadAndLosesNothing) {
     if (copied_pages > 0 && !copied.HasBeenNotified()) copied.Notify();
   };
   {
-    auto repo = SqliteRepository::Open(options);
+    auto repo = OpenSqliteStorage(options);
     AIR_ASSERT_OK(repo);
     WriteInvestigations(**repo, 40);
     EXPECT_TRUE(copied.WaitForNotificationWithTimeout(absl::Seconds(30)));
-    auto page = (*repo)->ListInvestigations(InvestigationQuery{});
+    auto page = (*repo)->actions().ListInvestigations(InvestigationQuery{});
     AIR_ASSERT_OK(page);
   }
   options.on_checkpoint = nullptr;
-  auto reopened = SqliteRepository::Open(options);
+  auto reopened = OpenSqliteStorage(options);
   AIR_ASSERT_OK(reopened);
-  auto inv = (*reopened)->GetInvestigation("inv-39-19");
+  auto inv = (*reopened)->actions().GetInvestigation("inv-39-19");
   AIR_ASSERT_OK(inv);
   EXPECT_EQ(inv->display_name(), std::string(400, 'x'));
 }
@@ -687,7 +739,7 @@ TEST(SqliteCheckpoint, TheWriterFallbackBoundsTheLog) {
     options.path = dir_path + "/air.db";
     options.checkpoint_pages = 1'000'000'000;  // the background thread never runs
     options.checkpoint_writer_fallback_pages = fallback_pages;
-    auto repo = SqliteRepository::Open(options);
+    auto repo = OpenSqliteStorage(options);
     EXPECT_TRUE(repo.ok()) << repo.status();
     WriteInvestigations(**repo, 60);
     return std::filesystem::file_size(options.path + "-wal");
@@ -704,7 +756,7 @@ TEST(RepositoryOpen, RefusesAFileThatIsNotADatabase) {
   std::ofstream(dir.File("junk.db")) << std::string(8192, 'x');
   SqliteOptions options;
   options.path = dir.File("junk.db");
-  auto repo = SqliteRepository::Open(options);
+  auto repo = OpenSqliteStorage(options);
   EXPECT_THAT(repo, StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
@@ -713,9 +765,9 @@ TEST(RepositoryOpen, RefusesATruncatedDatabase) {
   {
     SqliteOptions options;
     options.path = dir.File("air.db");
-    auto repo = SqliteRepository::Open(options);
+    auto repo = OpenSqliteStorage(options);
     AIR_ASSERT_OK(repo);
-    AIR_ASSERT_OK((*repo)->Write([](WriteTransaction& tx) {
+    AIR_ASSERT_OK((*repo)->writer().Write([](WriteTransaction& tx) {
       for (int i = 0; i < 200; ++i) {
         Investigation inv;
         inv.set_id(absl::StrCat("inv-", i));
@@ -730,7 +782,7 @@ TEST(RepositoryOpen, RefusesATruncatedDatabase) {
   std::filesystem::resize_file(dir.File("air.db"), size / 2);
   SqliteOptions options;
   options.path = dir.File("air.db");
-  EXPECT_THAT(SqliteRepository::Open(options),
+  EXPECT_THAT(OpenSqliteStorage(options),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
@@ -743,14 +795,14 @@ TEST(RepositoryOpen, RefusesANewerSchema) {
   sqlite3_close(db);
   SqliteOptions options;
   options.path = dir.File("air.db");
-  EXPECT_THAT(SqliteRepository::Open(options),
+  EXPECT_THAT(OpenSqliteStorage(options),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(RepositoryOpen, MissingDirectoryIsAClearError) {
   SqliteOptions options;
   options.path = "/nonexistent-dir/air.db";
-  auto repo = SqliteRepository::Open(options);
+  auto repo = OpenSqliteStorage(options);
   EXPECT_THAT(repo, StatusIs(absl::StatusCode::kUnavailable));
 }
 
