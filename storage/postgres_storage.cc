@@ -364,7 +364,7 @@ absl::Status Migrate(Connection& conn) {
 }
 
 
-class PostgresStorage final : public Storage {
+class PostgresStorage final : public SqlStorage {
  public:
   explicit PostgresStorage(const PostgresOptions& options) : options_(options) {}
 
@@ -377,13 +377,14 @@ class PostgresStorage final : public Storage {
       const uint64_t one = 1;
       (void)!write(wake_fd_, &one, sizeof(one));
     }
-    writer_.reset();  // commits what is queued and answers its callers
+    StopWriter();
     if (listen_thread_.joinable()) listen_thread_.join();
     if (wake_fd_ >= 0) close(wake_fd_);
   }
 
   absl::Status Open() {
-    AIR_ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> writer, Connection::Open(options_.conninfo));
+    AIR_ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> writer,
+                         Connection::Open(options_.conninfo));
     AIR_RETURN_IF_ERROR(Migrate(*writer));
     std::vector<std::unique_ptr<ReadSession>> readers;
     for (int i = 0; i < std::max(options_.reader_connections, 1); ++i) {
@@ -391,53 +392,25 @@ class PostgresStorage final : public Storage {
                            Connection::Open(options_.conninfo));
       readers.push_back(std::make_unique<PostgresReadSession>(std::move(reader)));
     }
-    readers_ = std::make_unique<ReaderPool>(std::move(readers));
-    stores_ = std::make_unique<SqlStores>(*readers_, kPostgresDialect);
-    AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, stores_->GetEventLogBounds());
-    {
-      absl::MutexLock lock(&publish_mu_);
-      published_ = bounds.head;
-    }
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) return absl::InternalError("cannot create an eventfd");
-
     GroupCommitOptions commit;
     commit.max_batch = options_.max_batch;
     commit.clock = options_.clock;
     commit.rerun_every_batch_for_testing = options_.rerun_every_batch_for_testing;
-    commit.on_commit = [this](std::vector<v1::Event>& events) {
-      LocalCommitObserver local;
-      {
-        absl::MutexLock lock(&publish_mu_);
-        local = local_observer_;
-      }
-      if (local) local(events);
-      PublishCommitted(&events);
-    };
-    writer_ = std::make_unique<GroupCommitter>(
-        std::make_unique<PostgresWriteSession>(std::move(writer)), kPostgresDialect,
-        std::move(commit));
+    Assemble(std::move(readers), std::make_unique<PostgresWriteSession>(std::move(writer)),
+             kPostgresDialect, std::move(commit));
+    AIR_ASSIGN_OR_RETURN(EventLogBounds bounds, stores().GetEventLogBounds());
+    {
+      absl::MutexLock lock(&publish_mu_);
+      published_ = bounds.head;
+    }
     listen_thread_ = std::thread([this] { ListenLoop(); });
     spdlog::info("storage: PostgreSQL at {} (schema {})", pg::RedactConninfo(options_.conninfo),
                  PostgresSchemaVersion());
     return absl::OkStatus();
   }
 
-  ActionStore& actions() override { return *stores_; }
-  EventLog& events() override { return *stores_; }
-  AuditTrail& audit() override { return *stores_; }
-  UpstreamState& upstream() override { return *stores_; }
-  DecisionOutbox& outbox() override { return *stores_; }
-  Writer& writer() override { return *writer_; }
-
-  void SetCommitObserver(CommitObserver observer) override {
-    absl::MutexLock lock(&publish_mu_);
-    observer_ = std::move(observer);
-  }
-  void SetLocalCommitObserver(LocalCommitObserver observer) override {
-    absl::MutexLock lock(&publish_mu_);
-    local_observer_ = std::move(observer);
-  }
   void SetConnectionObserver(ConnectionObserver observer) override {
     absl::MutexLock lock(&publish_mu_);
     connection_observer_ = std::move(observer);
@@ -454,7 +427,7 @@ class PostgresStorage final : public Storage {
   OnlineBackup* backup() override { return nullptr; }
 
   std::vector<StorageGauge> ReadGauges() override {
-    absl::StatusOr<ReaderPool::Lease> reader = readers_->Acquire();
+    absl::StatusOr<ReaderPool::Lease> reader = readers().Acquire();
     if (!reader.ok()) return {};
     absl::StatusOr<std::optional<int64_t>> size = reader->connection().QueryInt(
         "SELECT pg_database_size(current_database())", sql::Params());
@@ -464,23 +437,20 @@ class PostgresStorage final : public Storage {
   }
 
  private:
+  void Publish(std::vector<v1::Event>& events) override { PublishCommitted(&events); }
   void ListenLoop();
   // Hands the observer every committed event after published_, in order.
   // `local`: the events this replica just committed (may be null).
   void PublishCommitted(std::vector<v1::Event>* local);
-  void CatchUpLocked(int64_t up_to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  void CatchUpLocked(int64_t up_to, const CommitObserver& observer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
 
   const PostgresOptions options_;
-  std::unique_ptr<ReaderPool> readers_;
-  std::unique_ptr<SqlStores> stores_;
-  std::unique_ptr<GroupCommitter> writer_;
-
-  // Delivery of committed events (ours and other replicas') to the observer.
+  // Delivery of committed events (ours and other replicas') to the commit
+  // observer, in sequence order.
   absl::Mutex publish_mu_;
-  CommitObserver observer_ ABSL_GUARDED_BY(publish_mu_);
-  LocalCommitObserver local_observer_ ABSL_GUARDED_BY(publish_mu_);
-  ConnectionObserver connection_observer_ ABSL_GUARDED_BY(publish_mu_);
   int64_t published_ ABSL_GUARDED_BY(publish_mu_) = 0;
+  ConnectionObserver connection_observer_ ABSL_GUARDED_BY(publish_mu_);
   bool stopping_ ABSL_GUARDED_BY(publish_mu_) = false;
 
   std::thread listen_thread_;
@@ -491,15 +461,16 @@ void PostgresStorage::PublishCommitted(std::vector<v1::Event>* local) {
   absl::MutexLock lock(&publish_mu_);
   // Until an observer is set nothing is handed out (and published_ stays
   // put), so the first observer still receives everything after Open.
-  if (!observer_) return;
+  const CommitObserver observer = commit_observer();
+  if (!observer) return;
   if (local == nullptr || local->empty()) {
-    CatchUpLocked(std::numeric_limits<int64_t>::max());
+    CatchUpLocked(std::numeric_limits<int64_t>::max(), observer);
     return;
   }
   const int64_t first = local->front().sequence();
   // Other replicas' commits may sit between what we published and ours:
   // they committed before ours (writers are serial), so they are readable.
-  if (first > published_ + 1) CatchUpLocked(first - 1);
+  if (first > published_ + 1) CatchUpLocked(first - 1, observer);
   if (first > published_ + 1) return;  // could not read them; the listener will
   auto fresh = std::find_if(local->begin(), local->end(), [this](const v1::Event& e) {
     publish_mu_.AssertHeld();
@@ -508,13 +479,13 @@ void PostgresStorage::PublishCommitted(std::vector<v1::Event>* local) {
   local->erase(local->begin(), fresh);
   if (local->empty()) return;
   published_ = local->back().sequence();
-  observer_(*local);
+  observer(*local);
 }
 
-void PostgresStorage::CatchUpLocked(int64_t up_to) {
+void PostgresStorage::CatchUpLocked(int64_t up_to, const CommitObserver& observer) {
   constexpr int kPage = 512;
   while (published_ < up_to) {
-    absl::StatusOr<ReaderPool::Lease> reader = readers_->Acquire();
+    absl::StatusOr<ReaderPool::Lease> reader = readers().Acquire();
     if (!reader.ok()) return;
     absl::StatusOr<std::vector<v1::Event>> events = ReadEventsOn(
         reader->connection(), published_,
@@ -528,7 +499,7 @@ void PostgresStorage::CatchUpLocked(int64_t up_to) {
     }
     const size_t n = events->size();
     published_ = events->back().sequence();
-    observer_(*events);
+    observer(*events);
     if (static_cast<int>(n) < kPage) return;
   }
 }

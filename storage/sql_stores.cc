@@ -43,6 +43,45 @@ void ReaderPool::Return(std::unique_ptr<ReadSession> session) {
   idle_.push_back(std::move(session));
 }
 
+// ---- The shared Storage ----
+
+void SqlStorage::Assemble(std::vector<std::unique_ptr<ReadSession>> readers,
+                          std::unique_ptr<WriteSession> session, const SqlDialect& dialect,
+                          GroupCommitOptions options) {
+  readers_ = std::make_unique<ReaderPool>(std::move(readers));
+  stores_ = std::make_unique<SqlStores>(*readers_, dialect);
+  options.on_commit = [this](std::vector<v1::Event>& events) {
+    LocalCommitObserver local;
+    {
+      absl::MutexLock lock(&observers_mu_);
+      local = local_observer_;
+    }
+    if (local) local(events);
+    Publish(events);
+  };
+  writer_ = std::make_unique<GroupCommitter>(std::move(session), dialect, std::move(options));
+}
+
+void SqlStorage::Publish(std::vector<v1::Event>& events) {
+  CommitObserver observer = commit_observer();
+  if (observer) observer(events);
+}
+
+SqlStorage::CommitObserver SqlStorage::commit_observer() {
+  absl::MutexLock lock(&observers_mu_);
+  return observer_;
+}
+
+void SqlStorage::SetCommitObserver(CommitObserver observer) {
+  absl::MutexLock lock(&observers_mu_);
+  observer_ = std::move(observer);
+}
+
+void SqlStorage::SetLocalCommitObserver(LocalCommitObserver observer) {
+  absl::MutexLock lock(&observers_mu_);
+  local_observer_ = std::move(observer);
+}
+
 namespace {
 
 // Appends "AND <clause>" terms whose "$?" placeholders become the next

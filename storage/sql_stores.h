@@ -10,7 +10,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/sql.h"
+#include "storage/group_commit.h"
 #include "storage/sql_transaction.h"
+#include "storage/storage.h"
 #include "storage/stores.h"
 
 namespace air {
@@ -90,6 +92,47 @@ class SqlStores final : public ActionStore,
  private:
   ReaderPool& readers_;
   const SqlDialect& dialect_;
+};
+
+// What every SQL backend's Storage shares: the stores over a reader pool,
+// the group committer over a write session, and the commit observers.
+class SqlStorage : public Storage {
+ public:
+  ActionStore& actions() override { return *stores_; }
+  EventLog& events() override { return *stores_; }
+  AuditTrail& audit() override { return *stores_; }
+  UpstreamState& upstream() override { return *stores_; }
+  DecisionOutbox& outbox() override { return *stores_; }
+  Writer& writer() override { return *writer_; }
+  void SetCommitObserver(CommitObserver observer) override;
+  void SetLocalCommitObserver(LocalCommitObserver observer) override;
+
+ protected:
+  // Builds the stores over `readers` and the writer over `session`.
+  void Assemble(std::vector<std::unique_ptr<ReadSession>> readers,
+                std::unique_ptr<WriteSession> session, const SqlDialect& dialect,
+                GroupCommitOptions options);
+  // Commits what is queued, answers its callers and stops the writer's
+  // threads. Its connection closes last, after the readers' (SQLite folds
+  // the log into the database when the last connection, a writer, closes).
+  void StopWriter() {
+    if (writer_ != nullptr) writer_->Stop();
+  }
+  // On the completer thread, with each commit's events: the local
+  // observer, then Publish.
+  virtual void Publish(std::vector<v1::Event>& events);
+  CommitObserver commit_observer();
+  ReaderPool& readers() { return *readers_; }
+  SqlStores& stores() { return *stores_; }
+
+ private:
+  // Declared first: destroyed last.
+  std::unique_ptr<GroupCommitter> writer_;
+  std::unique_ptr<ReaderPool> readers_;
+  std::unique_ptr<SqlStores> stores_;
+  absl::Mutex observers_mu_;
+  CommitObserver observer_ ABSL_GUARDED_BY(observers_mu_);
+  LocalCommitObserver local_observer_ ABSL_GUARDED_BY(observers_mu_);
 };
 
 // Events with sequence > after, ascending, at most `limit`, read on `conn`.

@@ -325,14 +325,13 @@ absl::StatusOr<std::unique_ptr<sqlite::Connection>> OpenWriter(const SqliteOptio
   return writer;
 }
 
-class SqliteStorage final : public Storage {
+class SqliteStorage final : public SqlStorage {
  public:
   explicit SqliteStorage(const SqliteOptions& options) : options_(options) {}
 
   ~SqliteStorage() override {
-    // The writer first: it commits what is queued and answers its callers,
-    // and its WAL hook uses the checkpointer.
-    writer_.reset();
+    // The writer first: its WAL hook uses the checkpointer.
+    StopWriter();
     checkpointer_.reset();
   }
 
@@ -344,7 +343,6 @@ class SqliteStorage final : public Storage {
     AIR_ASSIGN_OR_RETURN(int64_t newest,
                          writer->QueryInt("SELECT COALESCE(MAX(sequence), 0) FROM events"));
     const int64_t next_sequence = std::max(newest, first_retained - 1) + 1;
-
     std::vector<std::unique_ptr<ReadSession>> readers;
     for (int i = 0; i < std::max(options_.reader_connections, 1); ++i) {
       AIR_ASSIGN_OR_RETURN(
@@ -352,9 +350,6 @@ class SqliteStorage final : public Storage {
           sqlite::Connection::Open(options_.path, SQLITE_OPEN_READONLY, options_.busy_timeout));
       readers.push_back(std::make_unique<SqliteReadSession>(std::move(reader)));
     }
-    readers_ = std::make_unique<ReaderPool>(std::move(readers));
-    stores_ = std::make_unique<SqlStores>(*readers_, kSqliteDialect);
-
     if (options_.checkpoint_pages > 0) {
       AIR_ASSIGN_OR_RETURN(
           std::unique_ptr<sqlite::Connection> conn,
@@ -366,33 +361,14 @@ class SqliteStorage final : public Storage {
     commit.max_batch = options_.max_batch;
     commit.clock = options_.clock;
     commit.rerun_every_batch_for_testing = options_.rerun_every_batch_for_testing;
-    commit.on_commit = [this](std::vector<v1::Event>& events) {
-      absl::MutexLock lock(&observers_mu_);
-      if (local_observer_) local_observer_(events);
-      if (observer_) observer_(events);
-    };
-    writer_ = std::make_unique<GroupCommitter>(
-        std::make_unique<SqliteWriteSession>(std::move(writer), next_sequence), kSqliteDialect,
-        std::move(commit));
+    Assemble(std::move(readers),
+             std::make_unique<SqliteWriteSession>(std::move(writer), next_sequence),
+             kSqliteDialect, std::move(commit));
     backup_ = std::make_unique<SqliteOnlineBackup>(options_.path);
     return absl::OkStatus();
   }
 
-  ActionStore& actions() override { return *stores_; }
-  EventLog& events() override { return *stores_; }
-  AuditTrail& audit() override { return *stores_; }
-  UpstreamState& upstream() override { return *stores_; }
-  DecisionOutbox& outbox() override { return *stores_; }
-  Writer& writer() override { return *writer_; }
-
-  void SetCommitObserver(CommitObserver observer) override {
-    absl::MutexLock lock(&observers_mu_);
-    observer_ = std::move(observer);
-  }
-  void SetLocalCommitObserver(LocalCommitObserver observer) override {
-    absl::MutexLock lock(&observers_mu_);
-    local_observer_ = std::move(observer);
-  }
+  // One process: the database cannot be lost under it.
   void SetConnectionObserver(ConnectionObserver) override {}
 
   std::unique_ptr<LeaderElection> StartLeaderElection(
@@ -404,10 +380,19 @@ class SqliteStorage final : public Storage {
 
   std::vector<StorageGauge> ReadGauges() override {
     std::vector<StorageGauge> gauges;
+    // Pages in use, committed ones still in the log included.
+    if (absl::StatusOr<ReaderPool::Lease> reader = readers().Acquire(); reader.ok()) {
+      absl::StatusOr<std::optional<int64_t>> pages =
+          reader->connection().QueryInt("PRAGMA page_count", sql::Params());
+      absl::StatusOr<std::optional<int64_t>> page_size =
+          reader->connection().QueryInt("PRAGMA page_size", sql::Params());
+      if (pages.ok() && page_size.ok()) {
+        gauges.push_back({"aird_database_size_bytes",
+                          "Size of the SQLite database file (pages in use).",
+                          static_cast<double>(pages->value_or(0) * page_size->value_or(0))});
+      }
+    }
     std::error_code error;
-    const auto db = std::filesystem::file_size(options_.path, error);
-    gauges.push_back({"aird_database_size_bytes", "Size of the SQLite database file.",
-                      error ? 0.0 : static_cast<double>(db)});
     const auto wal = std::filesystem::file_size(options_.path + "-wal", error);
     gauges.push_back({"aird_database_wal_size_bytes", "Size of the SQLite write-ahead log file.",
                       error ? 0.0 : static_cast<double>(wal)});
@@ -416,14 +401,8 @@ class SqliteStorage final : public Storage {
 
  private:
   const SqliteOptions options_;
-  std::unique_ptr<ReaderPool> readers_;
-  std::unique_ptr<SqlStores> stores_;
   std::unique_ptr<Checkpointer> checkpointer_;
-  std::unique_ptr<GroupCommitter> writer_;
   std::unique_ptr<SqliteOnlineBackup> backup_;
-  absl::Mutex observers_mu_;
-  CommitObserver observer_ ABSL_GUARDED_BY(observers_mu_);
-  LocalCommitObserver local_observer_ ABSL_GUARDED_BY(observers_mu_);
 };
 
 }  // namespace
