@@ -109,7 +109,7 @@ absl::Status GroupCommitter::RunFunctions(std::vector<Job>& batch, SqlWriteTrans
   for (size_t i = 0; i < batch.size(); ++i) {
     if (skip[i]) continue;
     const SqlWriteTransaction::Mark mark = tx.mark();
-    if (isolate) AIR_RETURN_IF_ERROR(session_->Savepoint());
+    if (isolate) AIR_RETURN_IF_ERROR(session_->connection().Execute("SAVEPOINT write_fn").status());
     results[i] = batch[i].fn(tx);
     if (!session_->InTransaction()) {
       // The database ended the transaction on its own: everything this
@@ -124,10 +124,11 @@ absl::Status GroupCommitter::RunFunctions(std::vector<Job>& batch, SqlWriteTrans
       continue;
     }
     if (results[i].ok()) {
-      AIR_RETURN_IF_ERROR(session_->ReleaseSavepoint());
+      AIR_RETURN_IF_ERROR(session_->connection().Execute("RELEASE write_fn").status());
     } else {
       tx.RollBackTo(mark);
-      AIR_RETURN_IF_ERROR(session_->RollbackToSavepoint());
+      AIR_RETURN_IF_ERROR(session_->connection().Execute("ROLLBACK TO write_fn").status());
+      AIR_RETURN_IF_ERROR(session_->connection().Execute("RELEASE write_fn").status());
     }
   }
   return absl::OkStatus();

@@ -34,7 +34,7 @@
 namespace air {
 
 // The writer connection, as the group committer drives it. Used only on the
-// writer thread.
+// writer thread. Savepoints are standard SQL, run through connection().
 class WriteSession {
  public:
   virtual ~WriteSession() = default;
@@ -42,10 +42,6 @@ class WriteSession {
   // Opens the batch's transaction; returns the sequence its first event
   // gets. Takes whatever lock makes writers serial.
   virtual absl::StatusOr<int64_t> Begin() = 0;
-  virtual absl::Status Savepoint() = 0;
-  virtual absl::Status ReleaseSavepoint() = 0;
-  // Undoes everything since Savepoint() and releases it.
-  virtual absl::Status RollbackToSavepoint() = 0;
   // Makes the batch durable; `next_sequence` follows its last event.
   virtual absl::Status Commit(int64_t next_sequence) = 0;
   // Ends the transaction without its changes (best effort).

@@ -158,12 +158,6 @@ class PostgresWriteSession final : public WriteSession {
     first_sequence_ = head.Int(0, 0);
     return first_sequence_;
   }
-  absl::Status Savepoint() override { return raw().Run("SAVEPOINT write_fn"); }
-  absl::Status ReleaseSavepoint() override { return raw().Run("RELEASE write_fn"); }
-  absl::Status RollbackToSavepoint() override {
-    AIR_RETURN_IF_ERROR(raw().Run("ROLLBACK TO write_fn"));
-    return raw().Run("RELEASE write_fn");
-  }
   absl::Status Commit(int64_t next_sequence) override {
     if (next_sequence != first_sequence_) {
       AIR_RETURN_IF_ERROR(raw().Run("UPDATE event_log SET next_sequence = $1 WHERE id = 1",

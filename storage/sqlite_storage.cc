@@ -118,12 +118,6 @@ class SqliteWriteSession final : public WriteSession {
     AIR_RETURN_IF_ERROR(raw().Run("BEGIN IMMEDIATE"));
     return next_sequence_;
   }
-  absl::Status Savepoint() override { return raw().Run("SAVEPOINT write_fn"); }
-  absl::Status ReleaseSavepoint() override { return raw().Run("RELEASE write_fn"); }
-  absl::Status RollbackToSavepoint() override {
-    AIR_RETURN_IF_ERROR(raw().Exec("ROLLBACK TO write_fn"));
-    return raw().Exec("RELEASE write_fn");
-  }
   absl::Status Commit(int64_t next_sequence) override {
     AIR_RETURN_IF_ERROR(raw().Run("COMMIT"));
     next_sequence_ = next_sequence;
