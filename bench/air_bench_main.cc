@@ -3,7 +3,7 @@
 // Every server under test runs in a child process (air-bench re-executed as
 // a server; see bench/server_process.h), and this process is the client.
 // Scenarios: ceiling, decisions, fanout (with the lag scenario), ingest,
-// lists. Each figure is the median of repeated runs, and is also given as a
+// lists, replicas (PostgreSQL). Each figure is the median of repeated runs, and is also given as a
 // ratio to the no-op ceiling measured in the same run. Results print as a
 // table and, with --json=FILE, as JSON. See docs/benchmarks.md.
 #include <grpcpp/grpcpp.h>

@@ -139,9 +139,10 @@ int main(int argc, char** argv) {
   for (std::string& arg : normalized) normalized_argv.push_back(arg.data());
   normalized_argv.push_back(nullptr);
   absl::ParseCommandLine(argc, normalized_argv.data());
-  // Debian's abseil enables mutex deadlock detection, which triples the cost
-  // of every lock on the hot paths (measured in docs/benchmarks.md). The
-  // thread-safety annotations check lock discipline at compile time instead.
+  // Debian's abseil enables mutex deadlock detection, which records every
+  // lock in a global graph and makes each lock on the hot paths several times
+  // dearer (see docs/benchmarks.md). The thread-safety annotations check lock
+  // discipline at compile time instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   if (const std::string check = absl::GetFlag(FLAGS_check_config); !check.empty()) {

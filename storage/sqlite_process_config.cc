@@ -11,19 +11,25 @@
 namespace air::sqlite {
 namespace {
 
-// Why a page-cache wrapper: at the end of every write transaction the pager
-// asks the page cache to drop pages past the end of the database
-// (xTruncate(db_pages + 1)). SQLite's cache (pcache1, 3.40.1 in Debian 12)
-// decides how much to scan from the largest key it has ever held since the
-// last truncation. But every B-tree split that sorts its new pages
-// (balance_nonroot) renumbers one page through a temporary key, the unused
-// "lock page" at 1 GiB (262145 with 4 KiB pages). That key then counts as
-// the largest, so the next commit scans every slot and every page header of
-// the cache: 4,096 slots and about 4,000 scattered headers with aird's
-// 16 MiB writer cache, 4% of the server's CPU at 64 concurrent approvals
-// (perf, docs/benchmarks.md). This wrapper keeps its own largest key,
-// ignoring the temporary one, and passes a truncation on only when a page
-// could be at or above the limit (after a rollback that had grown the file).
+// Why a page-cache wrapper (SQLite 3.40, as in Debian 12): at the end of
+// every write transaction the pager asks the page cache to drop pages past
+// the end of the database (xTruncate(db_pages + 1)). pcache1 decides how
+// much to scan from the largest key it has held since the last truncation,
+// and balance_nonroot, when it sorts the pages of a split, renumbers one
+// through a temporary key: the unused lock page at 1 GiB. That key then
+// counts as the largest, so the next commit scans every hash slot and page
+// header of the writer's cache, a visible share of the writer's CPU under
+// concurrent approvals (see docs/benchmarks.md). The wrapper keeps its own
+// largest key, ignoring the temporary one, and passes a truncation on only
+// when a page could be at or above the limit (after a rollback that grew the
+// file).
+//
+// Installed only for the 3.40 series, the one it was measured on. SQLite's
+// current source still renumbers through the lock page, so a newer SQLite
+// may want it too: widen kAffected* after measuring on that version.
+constexpr int kAffectedFrom = 3040000;   // 3.40.0
+constexpr int kAffectedUntil = 3041000;  // 3.41.0, exclusive
+
 constexpr unsigned kPendingByte = 0x40000000;  // SQLite's default PENDING_BYTE
 
 struct WrappedCache {
@@ -104,12 +110,7 @@ void Destroy(sqlite3_pcache* cache) {
 
 void Shrink(sqlite3_pcache* cache) { g_inner.xShrink(Unwrap(cache)->inner); }
 
-bool Configure() {
-  if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK) {
-    spdlog::warn("storage: SQLite was initialized before aird configured it; "
-                 "using its default memory statistics and page cache");
-    return false;
-  }
+bool InstallWrapper() {
   // pcache1 reports iVersion 1, which already has every method below.
   if (sqlite3_config(SQLITE_CONFIG_GETPCACHE2, &g_inner) != SQLITE_OK ||
       g_inner.xCreate == nullptr || g_inner.xShrink == nullptr) {
@@ -121,7 +122,36 @@ bool Configure() {
   return sqlite3_config(SQLITE_CONFIG_PCACHE2, &kWrapper) == SQLITE_OK;
 }
 
+bool Configure() {
+  if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK) {
+    spdlog::warn("storage: SQLite was initialized before aird configured it; "
+                 "using its default memory statistics and page cache");
+    return false;
+  }
+  if (!PageCacheWorkaroundApplies()) {
+    spdlog::info("storage: SQLite {}: page-cache workaround not in force "
+                 "(written for the 3.40 series)",
+                 sqlite3_libversion());
+    return true;
+  }
+  if (!InstallWrapper()) {
+    spdlog::warn("storage: SQLite {}: could not install the page-cache "
+                 "workaround; using SQLite's own page cache",
+                 sqlite3_libversion());
+    return false;
+  }
+  spdlog::info("storage: SQLite {}: page-cache workaround in force "
+               "(commit-time truncations with nothing to drop are skipped)",
+               sqlite3_libversion());
+  return true;
+}
+
 }  // namespace
+
+bool PageCacheWorkaroundApplies() {
+  const int version = sqlite3_libversion_number();
+  return version >= kAffectedFrom && version < kAffectedUntil;
+}
 
 bool ConfigureProcessOnce() {
   static const bool configured = Configure();
