@@ -22,6 +22,18 @@
 
 namespace {
 
+// Logs as `log` asks. A format or level that is not valid (ValidateConfig
+// names it) falls back to its default, so that error too is logged as asked.
+void StartLogging(const air::config::v1::LogConfig& log) {
+  const air::ServerOptions defaults;
+  absl::StatusOr<air::LogFormat> format = air::ResolveLogFormat(log.format());
+  if (!format.ok()) format = air::ResolveLogFormat(defaults.log_format);
+  const std::string& level = log.level().empty() ? defaults.log_level : log.level();
+  if (!air::ConfigureLogging(*format, level).ok()) {
+    (void)air::ConfigureLogging(*format, defaults.log_level);
+  }
+}
+
 // Readers never see half a file: write, then rename.
 void WritePortFile(const std::string& path, int port) {
   if (path.empty()) return;
@@ -89,6 +101,7 @@ int main(int argc, char** argv) {
 
   // The config file, the flags given over it, then one validation.
   absl::StatusOr<air::config::v1::ServerConfig> config = air::LoadSettings(given_flags);
+  StartLogging(config.ok() ? config->log() : air::config::v1::LogConfig());
   absl::StatusOr<air::ServerOptions> options =
       config.ok() ? air::ToServerOptions(*config) : config.status();
   if (const std::string check = absl::GetFlag(FLAGS_check_config); !check.empty()) {
@@ -103,13 +116,6 @@ int main(int argc, char** argv) {
   if (!options.ok()) {
     spdlog::critical("aird cannot start: {}", std::string(options.status().message()));
     return 1;
-  }
-  absl::StatusOr<air::LogFormat> format = air::ResolveLogFormat(options->log_format);
-  if (absl::Status logging = format.ok() ? air::ConfigureLogging(*format, options->log_level)
-                                         : format.status();
-      !logging.ok()) {
-    std::fprintf(stderr, "aird: %s\n", std::string(logging.message()).c_str());
-    return 2;
   }
   if (const std::string backup = absl::GetFlag(FLAGS_backup); !backup.empty()) {
     return RunBackup(options->db_path, backup);
