@@ -1,6 +1,7 @@
-// The config file: air.config.v1.ServerConfig in protobuf text format or
-// JSON, parsed by protobuf's own parsers, validated, and turned into
-// ServerOptions. Flags set on the command line override it (aird_main.cc).
+// aird's settings are one message, air.config.v1.ServerConfig: read from a
+// file (protobuf text format or JSON) by protobuf's own parsers, with the
+// command-line flags set over it (service/aird_flags.h), validated once as
+// a whole, then turned into ServerOptions.
 #ifndef AIR_SERVICE_CONFIG_H_
 #define AIR_SERVICE_CONFIG_H_
 
@@ -16,20 +17,16 @@ namespace air {
 // naming the line/field for parse errors; NOT_FOUND if missing.
 absl::StatusOr<config::v1::ServerConfig> LoadConfigFile(const std::string& path);
 
-// Validates and applies `config` over `options` (fields left unset keep the
-// defaults). INVALID_ARGUMENT naming the bad field.
-absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& options);
+// The one validation of the settings, whatever set them: every field's range
+// and the checks across fields (e.g. the metrics port differs from the gRPC
+// port). Unset fields take their defaults. INVALID_ARGUMENT with a
+// BadRequest naming the first bad field by its path in ServerConfig
+// (e.g. "limits.default_heartbeat").
+absl::Status ValidateConfig(const config::v1::ServerConfig& config);
 
-// Checks that hold across settings, after the config file and the flags are
-// both applied (e.g. the metrics port differs from the gRPC port).
-// INVALID_ARGUMENT naming the field.
-absl::Status ValidateServerOptions(const ServerOptions& options);
-
-// Field checks shared by the config file and the flags; `field` names the
-// setting in the error.
-absl::Status ValidateListenAddress(absl::string_view address, absl::string_view field);
-absl::Status ValidateLogFormat(absl::string_view format, absl::string_view field);
-absl::Status ValidateLogLevel(absl::string_view level, absl::string_view field);
+// Validates `config` (ValidateConfig), then converts it: fields left unset
+// keep ServerOptions' defaults.
+absl::StatusOr<ServerOptions> ToServerOptions(const config::v1::ServerConfig& config);
 
 }  // namespace air
 

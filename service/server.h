@@ -97,6 +97,10 @@ struct ServerOptions {
   std::string log_format = "auto";
   std::string log_level = "info";
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Also main()'s: files to write the bound gRPC and HTTP ports to once
+  // serving (empty: none).
+  std::string port_file;
+  std::string http_port_file;
   // Injected clock (not owned); null means the system clock.
   const Clock* clock = nullptr;
 };

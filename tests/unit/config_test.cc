@@ -11,19 +11,31 @@ namespace {
 using testing::StatusIs;
 using testing::TempDir;
 
+using config::v1::ServerConfig;
+
+// Loads the config `text` (format by the extension of `name`), validates and
+// converts it into *options.
 absl::Status Apply(const TempDir& dir, const std::string& name, const std::string& text,
                    ServerOptions* options) {
   std::ofstream(dir.File(name)) << text;
   auto config = LoadConfigFile(dir.File(name));
   if (!config.ok()) return config.status();
-  return ApplyConfig(*config, *options);
+  absl::StatusOr<ServerOptions> converted = ToServerOptions(*config);
+  if (!converted.ok()) return converted.status();
+  *options = *std::move(converted);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerOptions> LoadExample(const std::string& relative_path) {
+  auto config = LoadConfigFile(std::string(AIR_SOURCE_DIR) + "/" + relative_path);
+  if (!config.ok()) return config.status();
+  return ToServerOptions(*config);
 }
 
 TEST(Config, TheExampleFileIsValid) {
-  ServerOptions options;
-  auto config = LoadConfigFile(std::string(AIR_SOURCE_DIR) + "/deploy/aird.example.textproto");
-  AIR_ASSERT_OK(config);
-  AIR_ASSERT_OK(ApplyConfig(*config, options));
+  absl::StatusOr<ServerOptions> example = LoadExample("deploy/aird.example.textproto");
+  AIR_ASSERT_OK(example);
+  const ServerOptions& options = *example;
   EXPECT_EQ(options.db_path, "/var/lib/aird/air.db");
   EXPECT_EQ(options.policy.RequiredApprovals(v1::ACTION_TYPE_RESET_PASSWORD), 2);
   EXPECT_EQ(options.action_ttl, absl::Hours(24 * 7));
@@ -74,22 +86,19 @@ TEST(Config, ErrorsNameTheLineOrField) {
 }
 
 TEST(Config, TheExampleCoversOperations) {
-  ServerOptions options;
-  auto config = LoadConfigFile(std::string(AIR_SOURCE_DIR) + "/deploy/aird.example.textproto");
-  AIR_ASSERT_OK(config);
-  AIR_ASSERT_OK(ApplyConfig(*config, options));
+  absl::StatusOr<ServerOptions> example = LoadExample("deploy/aird.example.textproto");
+  AIR_ASSERT_OK(example);
+  const ServerOptions& options = *example;
   EXPECT_EQ(options.metrics_listen, "127.0.0.1:9464");
   EXPECT_EQ(options.log_format, "json");
   EXPECT_EQ(options.shutdown_grace, absl::Seconds(10));
   EXPECT_EQ(options.watch_limits.default_heartbeat, absl::Seconds(30));
-  AIR_ASSERT_OK(ValidateServerOptions(options));
 }
 
 TEST(Config, TheContainerConfigIsValid) {
-  ServerOptions options;
-  auto config = LoadConfigFile(std::string(AIR_SOURCE_DIR) + "/deploy/container.textproto");
-  AIR_ASSERT_OK(config);
-  AIR_ASSERT_OK(ApplyConfig(*config, options));
+  absl::StatusOr<ServerOptions> container = LoadExample("deploy/container.textproto");
+  AIR_ASSERT_OK(container);
+  const ServerOptions& options = *container;
   EXPECT_EQ(options.listen_address, "0.0.0.0:50051");
   EXPECT_TRUE(options.tls.enabled());
   EXPECT_FALSE(options.tokens_file.empty());
@@ -186,6 +195,9 @@ TEST(Config, OperationsErrorsNameTheField) {
       {"log { format: \"xml\" }", "log.format"},
       {"log { level: \"loud\" }", "log.level"},
       {"upstream { page_size: -1 }", "upstream.page_size"},
+      {"upstream { page_size: 0 }", "upstream.page_size"},
+      {"action_ttl { seconds: 0 }", "action_ttl"},
+      {"max_events: 0", "max_events"},
       {"upstream { outage { seconds: 0 } }", "upstream.outage"},
       {"upstream { timeout { seconds: -1 } }", "upstream.timeout"},
       {"upstream { simulator { failure_rate: 1.5 } }", "upstream.simulator.failure_rate"},
@@ -195,8 +207,13 @@ TEST(Config, OperationsErrorsNameTheField) {
       {"shutdown_grace { seconds: -3 }", "shutdown_grace"},
       {"limits { max_receive_message_bytes: -1 }", "limits.max_receive_message_bytes"},
       {"limits { max_receive_message_bytes: 1000000000 }", "limits.max_receive_message_bytes"},
+      {"limits { max_receive_message_bytes: 0 }", "limits.max_receive_message_bytes"},
       {"limits { max_snapshot_actions: -1 }", "limits.max_snapshot_actions"},
+      {"limits { max_snapshot_actions: 0 }", "limits.max_snapshot_actions"},
       {"limits { default_heartbeat { seconds: 3600 } }", "limits.default_heartbeat"},
+      {"limits { default_heartbeat { nanos: 1000000 } }", "limits.default_heartbeat"},
+      {"tls { require_client_cert: true cert_file: \"c\" key_file: \"k\" }",
+       "tls.client_ca_file"},
   };
   for (const Case& c : cases) {
     ServerOptions options;
@@ -217,18 +234,25 @@ TEST(Config, OperationsErrorsNameTheField) {
 }
 
 TEST(Config, CrossFieldChecks) {
-  ServerOptions options;
-  options.listen_address = "127.0.0.1:7000";
-  options.metrics_listen = "127.0.0.1:7000";
-  EXPECT_EQ(BadRequestField(ValidateServerOptions(options)), "metrics_listen");
-  options.metrics_listen = "127.0.0.1:9464";
-  options.health_listen = "127.0.0.1:9464";
-  EXPECT_EQ(BadRequestField(ValidateServerOptions(options)), "health_listen");
-  options.health_listen = "127.0.0.1:7001";
-  EXPECT_TRUE((ValidateServerOptions(options)).ok());
+  ServerConfig config;
+  config.set_listen("127.0.0.1:7000");
+  config.set_metrics_listen("127.0.0.1:7000");
+  EXPECT_EQ(BadRequestField(ValidateConfig(config)), "metrics_listen");
+  config.set_metrics_listen("127.0.0.1:9464");
+  config.set_health_listen("127.0.0.1:9464");
+  EXPECT_EQ(BadRequestField(ValidateConfig(config)), "health_listen");
+  config.set_health_listen("127.0.0.1:7001");
+  EXPECT_THAT(ValidateConfig(config), StatusIs(absl::StatusCode::kOk));
+  // An unset listen is the default address.
+  config.clear_listen();
+  config.set_http_listen(ServerOptions().listen_address);
+  EXPECT_EQ(BadRequestField(ValidateConfig(config)), "http_listen");
   // Port 0 picks a free port for each: no collision.
-  options.listen_address = options.metrics_listen = options.health_listen = "127.0.0.1:0";
-  EXPECT_TRUE((ValidateServerOptions(options)).ok());
+  config.set_listen("127.0.0.1:0");
+  config.set_metrics_listen("127.0.0.1:0");
+  config.set_health_listen("127.0.0.1:0");
+  config.set_http_listen("127.0.0.1:0");
+  EXPECT_THAT(ValidateConfig(config), StatusIs(absl::StatusCode::kOk));
   // A unix socket is a valid gRPC listen address.
   TempDir dir;
   ServerOptions unix_socket;
