@@ -31,7 +31,7 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
 absl::StatusOr<absl::Duration> ToDuration(const google::protobuf::Duration& d,
                                           absl::string_view field) {
   if (d.seconds() < 0 || d.nanos() < 0) {
-    return InvalidField(field, "must not be negative", "INVALID_CONFIG");
+    return InvalidField(field, "must not be negative", v1::INVALID_CONFIG);
   }
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
@@ -40,7 +40,7 @@ absl::StatusOr<absl::Duration> PositiveDuration(const google::protobuf::Duration
                                                 absl::string_view field) {
   AIR_ASSIGN_OR_RETURN(absl::Duration duration, ToDuration(d, field));
   if (duration <= absl::ZeroDuration()) {
-    return InvalidField(field, "must be positive", "INVALID_CONFIG");
+    return InvalidField(field, "must be positive", v1::INVALID_CONFIG);
   }
   return duration;
 }
@@ -62,7 +62,7 @@ absl::StatusOr<config::v1::ServerConfig> LoadConfigFile(const std::string& path)
     auto status = google::protobuf::util::JsonStringToMessage(buffer.str(), &config, options);
     if (!status.ok()) {
       return InvalidField("config", absl::StrCat(path, ": ", status.message().as_string()),
-                          "INVALID_CONFIG");
+                          v1::INVALID_CONFIG);
     }
     return config;
   }
@@ -71,7 +71,7 @@ absl::StatusOr<config::v1::ServerConfig> LoadConfigFile(const std::string& path)
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(buffer.str(), &config)) {
     return InvalidField("config", absl::StrCat(path, ": ", errors.first()),
-                        "INVALID_CONFIG");
+                        v1::INVALID_CONFIG);
   }
   return config;
 }
@@ -83,11 +83,11 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
     const auto& tls = config.tls();
     if (tls.cert_file().empty() != tls.key_file().empty()) {
       return InvalidField(tls.cert_file().empty() ? "tls.cert_file" : "tls.key_file",
-                          "TLS needs both a certificate and a key", "INVALID_CONFIG");
+                          "TLS needs both a certificate and a key", v1::INVALID_CONFIG);
     }
     if (tls.require_client_cert() && tls.client_ca_file().empty()) {
       return InvalidField("tls.client_ca_file",
-                          "is required when require_client_cert is set", "INVALID_CONFIG");
+                          "is required when require_client_cert is set", v1::INVALID_CONFIG);
     }
     options.tls.cert_file = tls.cert_file();
     options.tls.key_file = tls.key_file();
@@ -102,7 +102,7 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
   if (config.has_action_ttl()) {
     AIR_ASSIGN_OR_RETURN(options.action_ttl, ToDuration(config.action_ttl(), "action_ttl"));
     if (options.action_ttl <= absl::ZeroDuration()) {
-      return InvalidField("action_ttl", "must be positive", "INVALID_CONFIG");
+      return InvalidField("action_ttl", "must be positive", v1::INVALID_CONFIG);
     }
   }
   if (config.has_event_retention()) {
@@ -110,7 +110,7 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
                          ToDuration(config.event_retention(), "event_retention"));
   }
   if (config.max_events() < 0) {
-    return InvalidField("max_events", "must not be negative", "INVALID_CONFIG");
+    return InvalidField("max_events", "must not be negative", v1::INVALID_CONFIG);
   }
   if (config.max_events() > 0) options.max_events = config.max_events();
 
@@ -125,11 +125,11 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
                                  !up.token_file().empty())) {
       return InvalidField("upstream.ca_file",
                           "is required with cert_file, key_file or token_file (they need TLS)",
-                          "INVALID_CONFIG");
+                          v1::INVALID_CONFIG);
     }
     if (up.cert_file().empty() != up.key_file().empty()) {
       return InvalidField(up.cert_file().empty() ? "upstream.cert_file" : "upstream.key_file",
-                          "cert_file and key_file go together", "INVALID_CONFIG");
+                          "cert_file and key_file go together", v1::INVALID_CONFIG);
     }
     if (up.has_outage()) {
       AIR_ASSIGN_OR_RETURN(options.upstream.outage_threshold,
@@ -142,7 +142,7 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
     if (up.page_size() < 0 || up.page_size() > kMaxUpstreamPageSize) {
       return InvalidField("upstream.page_size",
                           absl::StrCat("must be between 1 and ", kMaxUpstreamPageSize),
-                          "INVALID_CONFIG");
+                          v1::INVALID_CONFIG);
     }
     if (up.page_size() > 0) options.upstream.sync.page_size = up.page_size();
     if (up.has_timeout()) {
@@ -155,14 +155,14 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
     if (sim.has_arrival_rate()) {
       if (!(sim.arrival_rate() >= 0)) {
         return InvalidField("upstream.simulator.arrival_rate", "must not be negative",
-                            "INVALID_CONFIG");
+                            v1::INVALID_CONFIG);
       }
       options.upstream.simulator.arrival_rate = sim.arrival_rate();
     }
     if (sim.has_failure_rate()) {
       if (!(sim.failure_rate() >= 0 && sim.failure_rate() <= 1)) {
         return InvalidField("upstream.simulator.failure_rate", "must be between 0 and 1",
-                            "INVALID_CONFIG");
+                            v1::INVALID_CONFIG);
       }
       options.upstream.simulator.failure_rate = sim.failure_rate();
     }
@@ -216,14 +216,14 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
       limits.max_receive_message_bytes() > kMaxReceiveMessageBytes) {
     return InvalidField("limits.max_receive_message_bytes",
                         absl::StrCat("must be between 1 and ", kMaxReceiveMessageBytes),
-                        "INVALID_CONFIG");
+                        v1::INVALID_CONFIG);
   }
   if (limits.max_receive_message_bytes() > 0) {
     options.max_receive_message_bytes = limits.max_receive_message_bytes();
   }
   if (limits.max_snapshot_actions() < 0) {
     return InvalidField("limits.max_snapshot_actions", "must not be negative",
-                        "INVALID_CONFIG");
+                        v1::INVALID_CONFIG);
   }
   if (limits.max_snapshot_actions() > 0) {
     options.watch_limits.max_snapshot_actions = limits.max_snapshot_actions();
@@ -239,7 +239,7 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
           absl::StrCat("must be between ",
                        absl::FormatDuration(options.watch_limits.min_heartbeat), " and ",
                        absl::FormatDuration(options.watch_limits.max_heartbeat)),
-          "INVALID_CONFIG");
+          v1::INVALID_CONFIG);
     }
     options.watch_limits.default_heartbeat = heartbeat;
   }
@@ -253,7 +253,7 @@ absl::Status ValidateListenAddress(absl::string_view address, absl::string_view 
   if (colon == absl::string_view::npos || colon == 0 ||
       !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
     return InvalidField(field, absl::StrCat("must be HOST:PORT, not \"", address, "\""),
-                        "INVALID_CONFIG");
+                        v1::INVALID_CONFIG);
   }
   return absl::OkStatus();
 }
@@ -261,7 +261,7 @@ absl::Status ValidateListenAddress(absl::string_view address, absl::string_view 
 absl::Status ValidateLogFormat(absl::string_view format, absl::string_view field) {
   if (format == "auto" || format == "text" || format == "json") return absl::OkStatus();
   return InvalidField(field, absl::StrCat("must be auto, text or json, not \"", format, "\""),
-                      "INVALID_CONFIG");
+                      v1::INVALID_CONFIG);
 }
 
 absl::Status ValidateLogLevel(absl::string_view level, absl::string_view field) {
@@ -271,7 +271,7 @@ absl::Status ValidateLogLevel(absl::string_view level, absl::string_view field) 
   return InvalidField(field,
                       absl::StrCat("must be trace, debug, info, warn, error, critical or "
                                    "off, not \"", level, "\""),
-                      "INVALID_CONFIG");
+                      v1::INVALID_CONFIG);
 }
 
 namespace {
@@ -285,19 +285,19 @@ bool SameAddress(const std::string& a, const std::string& b) {
 
 absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (SameAddress(options.metrics_listen, options.listen_address)) {
-    return InvalidField("metrics_listen", "must differ from listen", "INVALID_CONFIG");
+    return InvalidField("metrics_listen", "must differ from listen", v1::INVALID_CONFIG);
   }
   if (SameAddress(options.health_listen, options.listen_address)) {
-    return InvalidField("health_listen", "must differ from listen", "INVALID_CONFIG");
+    return InvalidField("health_listen", "must differ from listen", v1::INVALID_CONFIG);
   }
   if (SameAddress(options.http_listen_address, options.listen_address)) {
-    return InvalidField("http_listen", "must differ from listen", "INVALID_CONFIG");
+    return InvalidField("http_listen", "must differ from listen", v1::INVALID_CONFIG);
   }
   if (SameAddress(options.http_listen_address, options.metrics_listen)) {
-    return InvalidField("http_listen", "must differ from metrics_listen", "INVALID_CONFIG");
+    return InvalidField("http_listen", "must differ from metrics_listen", v1::INVALID_CONFIG);
   }
   if (SameAddress(options.health_listen, options.metrics_listen)) {
-    return InvalidField("health_listen", "must differ from metrics_listen", "INVALID_CONFIG");
+    return InvalidField("health_listen", "must differ from metrics_listen", v1::INVALID_CONFIG);
   }
   return absl::OkStatus();
 }

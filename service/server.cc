@@ -224,7 +224,7 @@ absl::StatusOr<std::unique_ptr<AirServer>> AirServer::Start(const ServerOptions&
       hub->Suspend(MakeError(
           absl::StatusCode::kUnavailable,
           "this server lost its database; resume from your last sequence on another server",
-          "STORAGE_UNAVAILABLE"));
+          v1::STORAGE_UNAVAILABLE));
     });
   }
 

@@ -83,7 +83,7 @@ absl::StatusOr<EventLogBounds> LoadBounds(Connection& conn) {
       Result r, conn.Exec("SELECT next_sequence, first_retained FROM event_log WHERE id = 1"));
   if (r.rows() != 1) {
     return MakeError(absl::StatusCode::kDataLoss, "storage read failed: the event log is missing",
-                     "STORAGE_CORRUPT");
+                     v1::STORAGE_CORRUPT);
   }
   EventLogBounds bounds;
   bounds.head = r.Int(0, 0) - 1;
@@ -161,7 +161,7 @@ void AddActionFilter(const ActionFilter& filter, WhereBuilder& where) {
 
 absl::Status Closed() {
   return MakeError(absl::StatusCode::kUnavailable, "storage is shutting down",
-                   "STORAGE_CLOSED");
+                   v1::STORAGE_CLOSED);
 }
 
 }  // namespace
@@ -472,7 +472,7 @@ class PostgresWriteTransaction final : public WriteTransaction {
     if (r.rows() == 0) {
       return MakeError(absl::StatusCode::kAlreadyExists,
                        absl::StrCat("decision ", d.request_id, " is already in the outbox"),
-                       "DECISION_ALREADY_QUEUED", {{"action_id", d.action_id}});
+                       v1::DECISION_ALREADY_QUEUED, {{"action_id", d.action_id}});
     }
     return r.Int(0, 0);
   }
@@ -489,7 +489,7 @@ class PostgresWriteTransaction final : public WriteTransaction {
     if (exists.rows() > 0) return absl::OkStatus();  // delivered before: nothing to do
     return MakeError(absl::StatusCode::kNotFound,
                      absl::StrCat("no decision at outbox position ", position),
-                     "DECISION_NOT_FOUND");
+                     v1::DECISION_NOT_FOUND);
   }
 
   absl::StatusOr<std::optional<TargetApproval>> FindTargetApproval(
@@ -657,7 +657,7 @@ void PostgresRepository::Impl::RunBatch(std::vector<Job>& batch) {
     } else {
       batch_error = head.ok() ? MakeError(absl::StatusCode::kDataLoss,
                                           "storage write failed: the event log is missing",
-                                          "STORAGE_CORRUPT")
+                                          v1::STORAGE_CORRUPT)
                               : head.status();
     }
   }
@@ -672,7 +672,7 @@ void PostgresRepository::Impl::RunBatch(std::vector<Job>& batch) {
     if (!writer_->ok()) {
       batch_error = MakeError(absl::StatusCode::kUnavailable,
                               "storage write failed: the database is unreachable; retry",
-                              "STORAGE_UNAVAILABLE");
+                              v1::STORAGE_UNAVAILABLE);
       break;
     }
     if (results[i].ok()) {

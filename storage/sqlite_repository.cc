@@ -140,7 +140,7 @@ class SqliteRepository::Impl {
     }
     // Never silently drop a write: tell the caller.
     done(MakeError(absl::StatusCode::kUnavailable, "storage is shutting down",
-                   "STORAGE_CLOSED"));
+                   v1::STORAGE_CLOSED));
   }
 
   // A leased reader connection, returned to the pool on destruction.
@@ -604,7 +604,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
     if (sqlite3_changes(conn_.db()) == 0) {
       return MakeError(absl::StatusCode::kAlreadyExists,
                        absl::StrCat("decision ", d.request_id, " is already in the outbox"),
-                       "DECISION_ALREADY_QUEUED", {{"action_id", d.action_id}});
+                       v1::DECISION_ALREADY_QUEUED, {{"action_id", d.action_id}});
     }
     return static_cast<int64_t>(sqlite3_last_insert_rowid(conn_.db()));
   }
@@ -625,7 +625,7 @@ class SqliteWriteTransaction final : public WriteTransaction {
     if (row) return absl::OkStatus();  // delivered before: nothing to do
     return MakeError(absl::StatusCode::kNotFound,
                      absl::StrCat("no decision at outbox position ", position),
-                     "DECISION_NOT_FOUND");
+                     v1::DECISION_NOT_FOUND);
   }
 
   absl::StatusOr<std::optional<TargetApproval>> FindTargetApproval(
@@ -942,7 +942,7 @@ absl::Status SqliteRepository::Impl::RunFunctions(std::vector<Job>& batch,
       // SQLite rolled the whole transaction back on its own (disk full, I/O
       // error): everything this batch did so far is gone.
       return results[i].ok() ? MakeError(absl::StatusCode::kUnavailable,
-                                         "storage write failed; retry", "STORAGE_IO_ERROR")
+                                         "storage write failed; retry", v1::STORAGE_IO_ERROR)
                              : results[i];
     }
     if (!isolate) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "air/v1/action_service.grpc.pb.h"
+#include "air/v1/error_reason.pb.h"
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/server.h"
@@ -206,7 +207,7 @@ TEST_F(ReplicasTest, RacingReplicasProduceExactlyOneWinnerAndTheLocalRefusal) {
   grpc::Status local = Approve(replicas_[0], "inv-1-a0");
   EXPECT_EQ(local.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(reasons, std::set<std::string>{DetailsOf(local).reason});
-  EXPECT_EQ(DetailsOf(local).reason, "ACTION_NOT_PENDING");
+  EXPECT_EQ(DetailsOf(local).reason, v1::ErrorReason_Name(v1::ACTION_NOT_PENDING));
   auto audit = replicas_[1].server->repository().ListAudit("inv-1-a0");
   AIR_ASSERT_OK(audit);
   EXPECT_EQ(audit->size(), 1u);
