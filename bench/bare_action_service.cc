@@ -139,7 +139,7 @@ grpc::ServerUnaryReactor* BareActionService::ApproveAction(
     absl::MutexLock lock(&actions_mu_);
     auto it = actions_.find(request->id());
     if (it == actions_.end()) {
-      status = MakeError(absl::StatusCode::kNotFound, "no such action", "ACTION_NOT_FOUND");
+      status = MakeError(absl::StatusCode::kNotFound, "no such action", v1::ACTION_NOT_FOUND);
     } else {
       status = ApplyDecision(command, absl::Now(), it->second);
       if (status.ok()) *response->mutable_action() = it->second;

@@ -14,6 +14,84 @@
   // ---------------------------------------------------------------------
   // Vocabulary: enum names of air.v1 as people read them.
 
+  // The ErrorInfo reasons aird sends. Mirrors enum air.v1.ErrorReason in
+  // proto/air/v1/error_reason.proto, value for value (the CTest
+  // error_reasons_console fails when they differ): compare err.reason with
+  // these, not with string literals.
+  const REASON = Object.freeze({
+    INVALID_ID: 'INVALID_ID',
+    INVALID_UTF8: 'INVALID_UTF8',
+    COMMENT_TOO_LONG: 'COMMENT_TOO_LONG',
+    INVALID_REQUEST_ID: 'INVALID_REQUEST_ID',
+    INVALID_PAGE_SIZE: 'INVALID_PAGE_SIZE',
+    INVALID_PAGE_TOKEN: 'INVALID_PAGE_TOKEN',
+    INVALID_FILTER: 'INVALID_FILTER',
+    INVALID_ORDER_BY: 'INVALID_ORDER_BY',
+    INVALID_DECISION: 'INVALID_DECISION',
+    BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
+    DUPLICATE_ID: 'DUPLICATE_ID',
+    INVALID_ETAGS: 'INVALID_ETAGS',
+    MIXED_ACTION_TYPES: 'MIXED_ACTION_TYPES',
+    REQUEST_ID_REUSED: 'REQUEST_ID_REUSED',
+    ACTION_NOT_FOUND: 'ACTION_NOT_FOUND',
+    INVESTIGATION_NOT_FOUND: 'INVESTIGATION_NOT_FOUND',
+    ACTION_NOT_PENDING: 'ACTION_NOT_PENDING',
+    ETAG_MISMATCH: 'ETAG_MISMATCH',
+    SAME_APPROVER: 'SAME_APPROVER',
+    INVALID_TRANSITION: 'INVALID_TRANSITION',
+    NOT_EXPIRED: 'NOT_EXPIRED',
+    ACTION_ERROR: 'ACTION_ERROR',
+    INVESTIGATION_EXISTS: 'INVESTIGATION_EXISTS',
+    ACTION_EXISTS: 'ACTION_EXISTS',
+    CURSOR_EXPIRED: 'CURSOR_EXPIRED',
+    CURSOR_AHEAD: 'CURSOR_AHEAD',
+    INVALID_CURSOR: 'INVALID_CURSOR',
+    INVALID_HEARTBEAT: 'INVALID_HEARTBEAT',
+    INVALID_REQUEST: 'INVALID_REQUEST',
+    CREDENTIALS_MISSING: 'CREDENTIALS_MISSING',
+    TOKEN_MALFORMED: 'TOKEN_MALFORMED',
+    TOKEN_INVALID: 'TOKEN_INVALID',
+    CERTIFICATE_UNKNOWN: 'CERTIFICATE_UNKNOWN',
+    ROLE_REQUIRED: 'ROLE_REQUIRED',
+    CALL_CANCELLED: 'CALL_CANCELLED',
+    DEADLINE_PASSED: 'DEADLINE_PASSED',
+    SHUTTING_DOWN: 'SHUTTING_DOWN',
+    STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE',
+    STORAGE_BUSY: 'STORAGE_BUSY',
+    STORAGE_FULL: 'STORAGE_FULL',
+    STORAGE_READ_ONLY: 'STORAGE_READ_ONLY',
+    STORAGE_IO_ERROR: 'STORAGE_IO_ERROR',
+    STORAGE_CLOSED: 'STORAGE_CLOSED',
+    STORAGE_CONFLICT: 'STORAGE_CONFLICT',
+    STORAGE_DUPLICATE: 'STORAGE_DUPLICATE',
+    STORAGE_CORRUPT: 'STORAGE_CORRUPT',
+    STORAGE_ERROR: 'STORAGE_ERROR',
+    DECISION_ALREADY_QUEUED: 'DECISION_ALREADY_QUEUED',
+    DECISION_NOT_FOUND: 'DECISION_NOT_FOUND',
+    BACKUP_FAILED: 'BACKUP_FAILED',
+    BACKUP_NOT_SUPPORTED: 'BACKUP_NOT_SUPPORTED',
+    BACKUP_IN_PROGRESS: 'BACKUP_IN_PROGRESS',
+    SYNC_CURSOR_MOVED: 'SYNC_CURSOR_MOVED',
+    MALFORMED_UPSTREAM_RECORD: 'MALFORMED_UPSTREAM_RECORD',
+    INVALID_CONFIG: 'INVALID_CONFIG',
+    INVALID_POLICY: 'INVALID_POLICY',
+    UNKNOWN_PARAMETER: 'UNKNOWN_PARAMETER',
+    INVALID_JSON: 'INVALID_JSON',
+    BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+    BAD_REQUEST: 'BAD_REQUEST',
+    UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+    HOST_NOT_ALLOWED: 'HOST_NOT_ALLOWED',
+    ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
+    TOO_MANY_STREAMS: 'TOO_MANY_STREAMS',
+  });
+  // Reasons that are not in the enum: the console's own for a request that
+  // never reached aird, and the code name aird sends as the reason of an
+  // error without a more specific one (an unknown page or endpoint).
+  const CONSOLE_REASON = Object.freeze({
+    NETWORK: 'NETWORK',
+    NOT_FOUND: 'NOT_FOUND',
+  });
+
   const INVESTIGATION_STATES = [
     ['STATE_STARTING', 'Starting'],
     ['STATE_RUNNING', 'Running'],
@@ -222,57 +300,57 @@
     const m = err.metadata || {};
     const role = app.caller ? ROLE_LABEL[app.caller.role] || 'current' : 'current';
     switch (err.reason) {
-      case 'NETWORK':
+      case CONSOLE_REASON.NETWORK:
         return 'The console cannot reach aird. Check that it is running and that your ' +
             'network is up, then try again.';
-      case 'CREDENTIALS_MISSING':
+      case REASON.CREDENTIALS_MISSING:
         return 'Sign in with your access token to continue.';
-      case 'TOKEN_INVALID':
+      case REASON.TOKEN_INVALID:
         return 'That access token is not recognised. Check that you pasted all of it, ' +
             'or ask your administrator for a new one.';
-      case 'TOKEN_MALFORMED':
+      case REASON.TOKEN_MALFORMED:
         return 'That does not look like an access token. Paste only the token itself.';
-      case 'ROLE_REQUIRED':
+      case REASON.ROLE_REQUIRED:
         return `Your role (${role}) lets you review actions but not ${ctx.verb || 'do this'}. ` +
             `Ask an administrator for the ${m.required_role || 'approver'} role.`;
-      case 'ACTION_NOT_PENDING':
+      case REASON.ACTION_NOT_PENDING:
         return `${m.action_id ? `Action ${m.action_id}` : 'This action'} was already decided ` +
             `or closed: it is now ${actionStateLabel(m.state).toLowerCase()}. ` +
             'The list has been refreshed.';
-      case 'ETAG_MISMATCH':
+      case REASON.ETAG_MISMATCH:
         return 'Someone changed one of these actions while you were reviewing it. The list ' +
             'has been refreshed: review it and decide again.';
-      case 'SAME_APPROVER':
+      case REASON.SAME_APPROVER:
         return 'You have already approved this action. It needs a second approval from a ' +
             'different person.';
-      case 'MIXED_ACTION_TYPES':
+      case REASON.MIXED_ACTION_TYPES:
         return 'Actions of different types cannot be decided together. Select actions of one type.';
-      case 'BATCH_TOO_LARGE':
+      case REASON.BATCH_TOO_LARGE:
         return 'Select at most 100 actions at a time.';
-      case 'COMMENT_TOO_LONG':
+      case REASON.COMMENT_TOO_LONG:
         return 'The comment is too long: keep it under 1,024 characters.';
-      case 'INVALID_UTF8':
+      case REASON.INVALID_UTF8:
         return 'The comment contains characters that cannot be stored. Retype it and try again.';
-      case 'INVALID_ID':
+      case REASON.INVALID_ID:
         return `“${ctx.id || m.id || ''}” is not a valid ID. IDs are 1 to 128 letters, digits, ` +
             'dots, dashes or underscores.';
-      case 'INVESTIGATION_NOT_FOUND':
-      case 'NOT_FOUND':
-        if (err.reason === 'NOT_FOUND' && !ctx.id) break;
+      case REASON.INVESTIGATION_NOT_FOUND:
+      case CONSOLE_REASON.NOT_FOUND:
+        if (err.reason === CONSOLE_REASON.NOT_FOUND && !ctx.id) break;
         return `There is no investigation with ID “${ctx.id || ''}”.`;
-      case 'ACTION_NOT_FOUND':
+      case REASON.ACTION_NOT_FOUND:
         return 'One of these actions no longer exists. The list has been refreshed.';
-      case 'INVALID_FILTER':
+      case REASON.INVALID_FILTER:
         return `These filters cannot be used together: ${err.message}.`;
-      case 'INVALID_PAGE_TOKEN':
+      case REASON.INVALID_PAGE_TOKEN:
         return 'That page is no longer available. Showing the first page again.';
-      case 'TOO_MANY_STREAMS':
+      case REASON.TOO_MANY_STREAMS:
         return 'Too many console tabs are open, so live updates are paused in this one. ' +
             'Close some tabs, then reload this page.';
-      case 'SHUTTING_DOWN':
+      case REASON.SHUTTING_DOWN:
         return 'aird is restarting. The console reconnects on its own.';
-      case 'HOST_NOT_ALLOWED':
-      case 'ORIGIN_NOT_ALLOWED':
+      case REASON.HOST_NOT_ALLOWED:
+      case REASON.ORIGIN_NOT_ALLOWED:
         return 'aird refused this page\'s address. Open the console at the address aird ' +
             'prints when it starts (for example http://127.0.0.1:8080/).';
       default:
@@ -314,7 +392,8 @@
     try {
       res = await fetch(path, init);
     } catch (e) {
-      throw new ApiError(0, { code: 'UNAVAILABLE', reason: 'NETWORK', message: String(e) });
+      throw new ApiError(0, { code: 'UNAVAILABLE', reason: CONSOLE_REASON.NETWORK,
+                              message: String(e) });
     }
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
@@ -375,7 +454,7 @@
             let body = null;
             try { body = await res.json(); } catch (e) { body = null; }
             const err = new ApiError(res.status, body);
-            if (err.reason === 'CURSOR_EXPIRED' || err.reason === 'CURSOR_AHEAD') {
+            if (err.reason === REASON.CURSOR_EXPIRED || err.reason === REASON.CURSOR_AHEAD) {
               this.lastId = null;
               continue;
             }
@@ -387,7 +466,7 @@
           await this.read(res.body);
         } catch (e) {
           if (this.stopped) return;
-          if (e instanceof ApiError && e.reason === 'TOO_MANY_STREAMS') {
+          if (e instanceof ApiError && e.reason === REASON.TOO_MANY_STREAMS) {
             showError(explain(e));
             setLiveStatus('Live updates paused', true);
             return;
@@ -435,7 +514,7 @@
       try { data = JSON.parse(frame.data.join('\n')); } catch (e) { return; }
       if (frame.event === 'error') {
         const err = new ApiError(0, data);
-        if (err.reason === 'CURSOR_EXPIRED') this.lastId = null;
+        if (err.reason === REASON.CURSOR_EXPIRED) this.lastId = null;
         return;  // the stream ends; run() reconnects
       }
       if (frame.id) this.lastId = frame.id;
@@ -818,7 +897,8 @@
         this.busy = false;
         this.render();
         showError(explain(err, { verb: approve ? 'approve actions' : 'reject actions' }));
-        if (['ACTION_NOT_PENDING', 'ETAG_MISMATCH', 'ACTION_NOT_FOUND'].includes(err.reason) &&
+        const stale = [REASON.ACTION_NOT_PENDING, REASON.ETAG_MISMATCH, REASON.ACTION_NOT_FOUND];
+        if (stale.includes(err.reason) &&
             this.options.onStale) {
           this.options.onStale();
         }
@@ -950,7 +1030,7 @@
       $('list-new').hidden = true;
     } catch (err) {
       if (seq !== listState.loadSeq) return;
-      if (err.reason === 'INVALID_PAGE_TOKEN') {
+      if (err.reason === REASON.INVALID_PAGE_TOKEN) {
         listState.tokens = [''];
         listState.page = 0;
       }
@@ -1324,7 +1404,8 @@
     try {
       res = await fetch('/api/whoami', { headers, cache: 'no-store' });
     } catch (e) {
-      throw new ApiError(0, { code: 'UNAVAILABLE', reason: 'NETWORK', message: String(e) });
+      throw new ApiError(0, { code: 'UNAVAILABLE', reason: CONSOLE_REASON.NETWORK,
+                              message: String(e) });
     }
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
@@ -1363,7 +1444,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     app.token = '';
     clearError();
-    showSignIn(err.reason === 'CREDENTIALS_MISSING' ? 'Sign in to continue.'
+    showSignIn(err.reason === REASON.CREDENTIALS_MISSING ? 'Sign in to continue.'
                                                     : `${explain(err)} Sign in again.`);
   }
 

@@ -5,9 +5,11 @@
 
 namespace air {
 
-absl::Status MakeError(absl::StatusCode code, absl::string_view message,
-                       absl::string_view reason,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+
+absl::Status MakeErrorNamed(absl::StatusCode code, absl::string_view message,
+                            absl::string_view reason,
+                            const std::map<std::string, std::string>& metadata) {
   absl::Status status(code, message);
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
@@ -19,9 +21,9 @@ absl::Status MakeError(absl::StatusCode code, absl::string_view message,
   return status;
 }
 
-absl::Status InvalidField(absl::string_view field, absl::string_view description,
-                          absl::string_view reason) {
-  absl::Status status = MakeError(
+absl::Status InvalidFieldNamed(absl::string_view field, absl::string_view description,
+                               absl::string_view reason) {
+  absl::Status status = MakeErrorNamed(
       absl::StatusCode::kInvalidArgument,
       std::string(field) + ": " + std::string(description), reason,
       {{"field", std::string(field)}});
@@ -34,6 +36,30 @@ absl::Status InvalidField(absl::string_view field, absl::string_view description
   return status;
 }
 
+}  // namespace
+
+absl::Status MakeError(absl::StatusCode code, absl::string_view message,
+                       v1::ErrorReason reason,
+                       const std::map<std::string, std::string>& metadata) {
+  return MakeErrorNamed(code, message, v1::ErrorReason_Name(reason), metadata);
+}
+
+absl::Status MakeError(absl::StatusCode code, absl::string_view message,
+                       upstream::v1::ErrorReason reason,
+                       const std::map<std::string, std::string>& metadata) {
+  return MakeErrorNamed(code, message, upstream::v1::ErrorReason_Name(reason), metadata);
+}
+
+absl::Status InvalidField(absl::string_view field, absl::string_view description,
+                          v1::ErrorReason reason) {
+  return InvalidFieldNamed(field, description, v1::ErrorReason_Name(reason));
+}
+
+absl::Status InvalidField(absl::string_view field, absl::string_view description,
+                          upstream::v1::ErrorReason reason) {
+  return InvalidFieldNamed(field, description, upstream::v1::ErrorReason_Name(reason));
+}
+
 namespace {
 std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status) {
   auto payload = status.GetPayload(kErrorInfoTypeUrl);
@@ -44,7 +70,15 @@ std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status) {
 }
 }  // namespace
 
-std::string ErrorReason(const absl::Status& status) {
+v1::ErrorReason ErrorReasonOf(const absl::Status& status) {
+  v1::ErrorReason reason = v1::ERROR_REASON_UNSPECIFIED;
+  if (!v1::ErrorReason_Parse(ErrorReasonNameOf(status), &reason)) {
+    return v1::ERROR_REASON_UNSPECIFIED;
+  }
+  return reason;
+}
+
+std::string ErrorReasonNameOf(const absl::Status& status) {
   auto info = GetErrorInfo(status);
   return info ? info->reason() : "";
 }

@@ -20,7 +20,7 @@ struct Comparison {
 };
 
 absl::Status FilterError(absl::string_view description) {
-  return InvalidField("filter", description, "INVALID_FILTER");
+  return InvalidField("filter", description, v1::INVALID_FILTER);
 }
 
 bool IsWordChar(char c) {

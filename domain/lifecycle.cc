@@ -23,7 +23,7 @@ absl::Status NotPending(const Action& action, ActionState reported) {
   return MakeError(absl::StatusCode::kFailedPrecondition,
                    absl::StrCat("action ", action.id(), " is ",
                                 StateName(reported), ", not STATE_PENDING"),
-                   "ACTION_NOT_PENDING",
+                   v1::ACTION_NOT_PENDING,
                    {{"action_id", action.id()}, {"state", StateName(reported)}});
 }
 
@@ -100,7 +100,7 @@ absl::Status CheckActionTransition(ActionState from, ActionState to) {
   return MakeError(absl::StatusCode::kFailedPrecondition,
                    absl::StrCat("cannot move an action from ", StateName(from),
                                 " to ", StateName(to)),
-                   is_decision ? "ACTION_NOT_PENDING" : "INVALID_TRANSITION",
+                   is_decision ? v1::ACTION_NOT_PENDING : v1::INVALID_TRANSITION,
                    {{"state", StateName(from)}});
 }
 
@@ -131,7 +131,7 @@ absl::Status ApplyDecision(const DecisionCommand& command, absl::Time now,
     case v1::Decision::OUTCOME_REJECTED: to = Action::STATE_REJECTED; break;
     default:
       return InvalidField("decision", "must be approve or reject",
-                          "INVALID_DECISION");
+                          v1::INVALID_DECISION);
   }
   if (action.state() != Action::STATE_PENDING) {
     return NotPending(action, action.state());
@@ -143,7 +143,7 @@ absl::Status ApplyDecision(const DecisionCommand& command, absl::Time now,
     return MakeError(absl::StatusCode::kAborted,
                      absl::StrCat("action ", action.id(),
                                   " changed since it was read; read it again"),
-                     "ETAG_MISMATCH",
+                     v1::ETAG_MISMATCH,
                      {{"action_id", action.id()}, {"etag", action.etag()}});
   }
   v1::Decision decision;
@@ -163,7 +163,7 @@ absl::Status ApplyDecision(const DecisionCommand& command, absl::Time now,
                                       action.required_approvals(),
                                       " distinct approvers; ", command.decider,
                                       " has already approved it"),
-                         "SAME_APPROVER",
+                         v1::SAME_APPROVER,
                          {{"action_id", action.id()},
                           {"state", StateName(action.state())}});
       }
@@ -184,7 +184,7 @@ absl::Status ApplyExpiry(absl::Time now, Action& action) {
   if (!IsPastDeadline(action, now)) {
     return MakeError(absl::StatusCode::kFailedPrecondition,
                      absl::StrCat("action ", action.id(), " has not expired"),
-                     "NOT_EXPIRED", {{"state", StateName(action.state())}});
+                     v1::NOT_EXPIRED, {{"state", StateName(action.state())}});
   }
   v1::Decision* decision = action.mutable_decision();
   decision->set_outcome(v1::Decision::OUTCOME_EXPIRED);
@@ -203,7 +203,7 @@ absl::Status ApplyExecutionState(ActionState to, absl::string_view failure_reaso
       to != Action::STATE_FAILED && to != Action::STATE_CANCELLED) {
     return MakeError(absl::StatusCode::kInvalidArgument,
                      absl::StrCat("not an execution state: ", StateName(to)),
-                     "INVALID_TRANSITION");
+                     v1::INVALID_TRANSITION);
   }
   if (action.state() == to) return absl::OkStatus();  // replayed report
   if (absl::Status s = CheckActionTransition(action.state(), to); !s.ok()) {
@@ -254,7 +254,7 @@ absl::Status CheckInvestigationTransition(InvestigationState from,
                        absl::StrCat("cannot move an investigation from ",
                                     Investigation::State_Name(from), " to ",
                                     Investigation::State_Name(to)),
-                       "INVALID_TRANSITION",
+                       v1::INVALID_TRANSITION,
                        {{"state", Investigation::State_Name(from)}});
     }
   }

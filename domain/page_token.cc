@@ -34,7 +34,7 @@ absl::Status BadToken() {
   return InvalidField("page_token",
                       "is not a token returned by this list with the same "
                       "filter and order_by",
-                      "INVALID_PAGE_TOKEN");
+                      v1::INVALID_PAGE_TOKEN);
 }
 
 }  // namespace

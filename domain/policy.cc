@@ -23,7 +23,7 @@ absl::StatusOr<DecisionPolicy> DecisionPolicy::FromConfig(
     const int type = config.two_person_action_types(i);
     if (type == v1::ACTION_TYPE_UNSPECIFIED) {
       return InvalidField(absl::StrCat("policy.two_person_action_types[", i, "]"),
-                          "must name an action type", "INVALID_POLICY");
+                          "must name an action type", v1::INVALID_POLICY);
     }
     policy.two_person_types_.insert(type);
   }
@@ -35,29 +35,29 @@ absl::StatusOr<DecisionPolicy> DecisionPolicy::FromConfig(
     const auto& rule = config.automation_rules(i);
     const std::string field = absl::StrCat("policy.automation_rules[", i, "]");
     if (rule.name().empty()) {
-      return InvalidField(field + ".name", "is required", "INVALID_POLICY");
+      return InvalidField(field + ".name", "is required", v1::INVALID_POLICY);
     }
     if (!names.insert(rule.name()).second) {
       return InvalidField(field + ".name",
                           absl::StrCat("'", rule.name(), "' is used by another rule"),
-                          "INVALID_POLICY");
+                          v1::INVALID_POLICY);
     }
     for (int type : rule.action_types()) {
       if (type == v1::ACTION_TYPE_UNSPECIFIED) {
         return InvalidField(field + ".action_types", "must name action types",
-                            "INVALID_POLICY");
+                            v1::INVALID_POLICY);
       }
     }
     for (int source : rule.investigation_sources()) {
       if (source == v1::Investigation::SOURCE_UNSPECIFIED) {
         return InvalidField(field + ".investigation_sources",
-                            "must name sources", "INVALID_POLICY");
+                            "must name sources", v1::INVALID_POLICY);
       }
     }
     for (int verdict : rule.investigation_verdicts()) {
       if (verdict == v1::VERDICT_UNSPECIFIED) {
         return InvalidField(field + ".investigation_verdicts",
-                            "must name verdicts", "INVALID_POLICY");
+                            "must name verdicts", v1::INVALID_POLICY);
       }
     }
     policy.rules_.push_back(rule);

@@ -14,7 +14,7 @@ absl::Status Malformed(absl::string_view kind, absl::string_view id,
   return MakeError(absl::StatusCode::kInvalidArgument,
                    absl::StrCat("upstream ", kind, " ",
                                 id.empty() ? "<no id>" : std::string(id), ": ", fault),
-                   "MALFORMED_UPSTREAM_RECORD",
+                   v1::MALFORMED_UPSTREAM_RECORD,
                    {{"id", std::string(id)}, {"fault", std::string(fault)}});
 }
 
@@ -202,7 +202,7 @@ absl::Status ApplyUpstreamExpiry(absl::Time now, Action& action) {
                      absl::StrCat("action ", action.id(), " is ",
                                   Action::State_Name(action.state()),
                                   ", not STATE_PENDING"),
-                     "ACTION_NOT_PENDING",
+                     v1::ACTION_NOT_PENDING,
                      {{"action_id", action.id()},
                       {"state", Action::State_Name(action.state())}});
   }

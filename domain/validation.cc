@@ -68,25 +68,25 @@ int64_t Utf8Length(absl::string_view text) {
 bool IsValidUtf8(absl::string_view text) { return Utf8Length(text) >= 0; }
 
 absl::Status ValidateId(absl::string_view field, absl::string_view id) {
-  if (id.empty()) return InvalidField(field, "is required", "INVALID_ID");
+  if (id.empty()) return InvalidField(field, "is required", v1::INVALID_ID);
   if (!IsIdLike(id, kMaxIdLength)) {
     return InvalidField(field,
                         absl::StrCat("must be 1 to ", kMaxIdLength,
                                      " characters of [A-Za-z0-9._-]"),
-                        "INVALID_ID");
+                        v1::INVALID_ID);
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateComment(absl::string_view field, absl::string_view comment) {
   const int64_t length = Utf8Length(comment);
-  if (length < 0) return InvalidField(field, "is not valid UTF-8", "INVALID_UTF8");
+  if (length < 0) return InvalidField(field, "is not valid UTF-8", v1::INVALID_UTF8);
   if (length > kMaxCommentLength) {
     return InvalidField(
         field,
         absl::StrCat("is ", length, " characters; the limit is ",
                      kMaxCommentLength),
-        "COMMENT_TOO_LONG");
+        v1::COMMENT_TOO_LONG);
   }
   return absl::OkStatus();
 }
@@ -98,7 +98,7 @@ absl::Status ValidateRequestId(absl::string_view field,
     return InvalidField(field,
                         absl::StrCat("must be 1 to ", kMaxRequestIdLength,
                                      " characters of [A-Za-z0-9._-]"),
-                        "INVALID_REQUEST_ID");
+                        v1::INVALID_REQUEST_ID);
   }
   return absl::OkStatus();
 }
@@ -113,7 +113,7 @@ absl::Status ValidateDecision(absl::string_view id, absl::string_view comment,
 absl::StatusOr<int> EffectivePageSize(int page_size) {
   if (page_size < 0) {
     return InvalidField("page_size", "must not be negative",
-                        "INVALID_PAGE_SIZE");
+                        v1::INVALID_PAGE_SIZE);
   }
   if (page_size == 0) return kDefaultPageSize;
   return page_size > kMaxPageSize ? kMaxPageSize : page_size;

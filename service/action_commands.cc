@@ -51,9 +51,10 @@ absl::Status UpdateInvestigationFor(WriteTransaction& tx, const v1::Action& acti
 // Adds the failing action's id to an error that does not name it yet.
 absl::Status WithActionId(absl::Status status, const std::string& id) {
   if (ErrorMetadata(status, "action_id").has_value()) return status;
-  const std::string reason = ErrorReason(status);
+  const v1::ErrorReason reason = ErrorReasonOf(status);
   absl::Status out = MakeError(status.code(), status.message(),
-                               reason.empty() ? "ACTION_ERROR" : reason,
+                               reason == v1::ERROR_REASON_UNSPECIFIED ? v1::ACTION_ERROR
+                                                                       : reason,
                                {{"action_id", id}});
   status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     if (url != kErrorInfoTypeUrl) out.SetPayload(url, payload);
@@ -70,7 +71,7 @@ absl::Status CreateInvestigationTx(WriteTransaction& tx,
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("investigation ", investigation.id(),
                                   " already exists"),
-                     "INVESTIGATION_EXISTS");
+                     v1::INVESTIGATION_EXISTS);
   }
   InitializeNewInvestigation(tx.Now(), investigation);
   AIR_RETURN_IF_ERROR(tx.actions().PutInvestigation(investigation));
@@ -85,7 +86,7 @@ absl::StatusOr<v1::Action> ProposeActionTx(WriteTransaction& tx, v1::Action acti
   if (exists) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("action ", action.id(), " already exists"),
-                     "ACTION_EXISTS");
+                     v1::ACTION_EXISTS);
   }
   action.set_required_approvals(policy ? policy->RequiredApprovals(action.type()) : 1);
   InitializeNewAction(tx.Now(), ttl, action);
@@ -119,13 +120,13 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
       if (seen->fingerprint != input.fingerprint) {
         return InvalidField("request_id",
                             "was already used for a different request",
-                            "REQUEST_ID_REUSED");
+                            v1::REQUEST_ID_REUSED);
       }
       v1::BatchDecideActionsResponse first;
       if (!first.ParseFromString(seen->response)) {
         return MakeError(absl::StatusCode::kDataLoss,
                          "the stored result of this request_id is unreadable",
-                         "STORAGE_CORRUPT");
+                         v1::STORAGE_CORRUPT);
       }
       return std::vector<v1::Action>(first.actions().begin(), first.actions().end());
     }
@@ -138,7 +139,7 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
     const std::string& id = input.ids[i];
     if (!seen_ids.insert(id).second) {
       return InvalidField("ids", absl::StrCat("lists ", id, " more than once"),
-                          "DUPLICATE_ID");
+                          v1::DUPLICATE_ID);
     }
     absl::StatusOr<v1::Action> loaded = tx.actions().GetAction(id);
     if (!loaded.ok()) return WithActionId(loaded.status(), id);
@@ -150,7 +151,7 @@ absl::StatusOr<std::vector<v1::Action>> DecideActionsTx(
                        v1::ActionType_Name(action.type()), ", ",
                        decided.front().id(), " is ",
                        v1::ActionType_Name(decided.front().type())),
-          "MIXED_ACTION_TYPES");
+          v1::MIXED_ACTION_TYPES);
     }
     DecisionCommand command = input.command;
     command.action_id = id;

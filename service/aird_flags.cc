@@ -179,7 +179,7 @@ constexpr SettingFlag kSettingFlags[] = {
 };
 
 absl::Status Unparsable(absl::string_view field, absl::string_view text) {
-  return InvalidField(field, absl::StrCat("cannot take \"", text, "\""), "INVALID_CONFIG");
+  return InvalidField(field, absl::StrCat("cannot take \"", text, "\""), v1::INVALID_CONFIG);
 }
 
 // Sets one scalar or google.protobuf.Duration field of `message` from text.

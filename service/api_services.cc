@@ -70,7 +70,7 @@ absl::StatusOr<InvestigationQuery> BuildInvestigationQuery(
     return InvalidField("order_by",
                         "must be create_time or update_time, optionally "
                         "followed by desc",
-                        "INVALID_ORDER_BY");
+                        v1::INVALID_ORDER_BY);
   }
   *fingerprint = QueryFingerprint("investigations", request.filter(), order);
   AIR_ASSIGN_OR_RETURN(query.after, ResolvePageToken(request.page_token(), *fingerprint));
@@ -89,7 +89,7 @@ absl::StatusOr<ActionQuery> BuildActionQuery(const v1::ListActionsRequest& reque
     query.descending = true;
   } else {
     return InvalidField("order_by", "must be create_time or create_time desc",
-                        "INVALID_ORDER_BY");
+                        v1::INVALID_ORDER_BY);
   }
   *fingerprint = QueryFingerprint("actions", request.filter(), order);
   AIR_ASSIGN_OR_RETURN(query.after, ResolvePageToken(request.page_token(), *fingerprint));
@@ -251,18 +251,18 @@ grpc::ServerUnaryReactor* ActionServiceImpl::BatchDecideActions(
   if (!caller.ok()) return FinishNow(context, caller.status());
   absl::Status status;
   if (request->ids().empty()) {
-    status = InvalidField("ids", "must name at least one action", "INVALID_ID");
+    status = InvalidField("ids", "must name at least one action", v1::INVALID_ID);
   } else if (request->ids_size() > kMaxBatchSize) {
     status = InvalidField("ids",
                           absl::StrCat("may name at most ", kMaxBatchSize, " actions"),
-                          "BATCH_TOO_LARGE");
+                          v1::BATCH_TOO_LARGE);
   } else if (!request->etags().empty() && request->etags_size() != request->ids_size()) {
     status = InvalidField("etags", "must be empty or have one entry per id",
-                          "INVALID_ETAGS");
+                          v1::INVALID_ETAGS);
   } else if (request->decision() != v1::BATCH_DECISION_APPROVE &&
              request->decision() != v1::BATCH_DECISION_REJECT) {
     status = InvalidField("decision", "must be BATCH_DECISION_APPROVE or "
-                          "BATCH_DECISION_REJECT", "INVALID_DECISION");
+                          "BATCH_DECISION_REJECT", v1::INVALID_DECISION);
   }
   for (int i = 0; status.ok() && i < request->ids_size(); ++i) {
     status = ValidateId(absl::StrCat("ids[", i, "]"), request->ids(i));
@@ -301,7 +301,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ActionServiceImpl::WatchActions(
            .ok()) {
     return FinishedWatch(MakeError(absl::StatusCode::kInvalidArgument,
                                    "the request is not a valid WatchActionsRequest",
-                                   "INVALID_REQUEST"));
+                                   v1::INVALID_REQUEST));
   }
   return StartWatch(context, request, repository_, hub_, watch_limits_, on_watch_send_);
 }

@@ -33,7 +33,7 @@ bool IsLowerHex(absl::string_view text) {
   return true;
 }
 
-absl::Status Unauthenticated(absl::string_view message, absl::string_view reason) {
+absl::Status Unauthenticated(absl::string_view message, v1::ErrorReason reason) {
   return MakeError(absl::StatusCode::kUnauthenticated, message, reason);
 }
 
@@ -144,11 +144,11 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     absl::string_view token = authorization;
     if (!absl::ConsumePrefix(&token, "Bearer ") && !absl::ConsumePrefix(&token, "bearer ")) {
       return Unauthenticated("the authorization metadata must be 'Bearer <token>'",
-                             "TOKEN_MALFORMED");
+                             v1::TOKEN_MALFORMED);
     }
     auto it = table->by_token_hash.find(Sha256Hex(absl::StripAsciiWhitespace(token)));
     if (it == table->by_token_hash.end()) {
-      return Unauthenticated("the bearer token is not valid", "TOKEN_INVALID");
+      return Unauthenticated("the bearer token is not valid", v1::TOKEN_INVALID);
     }
     return it->second;
   }
@@ -156,10 +156,10 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     auto it = table->by_certificate.find(std::string(certificate_name));
     if (it != table->by_certificate.end()) return it->second;
     return Unauthenticated("the client certificate is not mapped to a principal",
-                           "CERTIFICATE_UNKNOWN");
+                           v1::CERTIFICATE_UNKNOWN);
   }
   return Unauthenticated("credentials are required: send 'authorization: Bearer <token>'",
-                         "CREDENTIALS_MISSING");
+                         v1::CREDENTIALS_MISSING);
 }
 
 absl::Status AccessControl::CheckCallerWaiting(bool cancelled,
@@ -167,12 +167,12 @@ absl::Status AccessControl::CheckCallerWaiting(bool cancelled,
                                                std::chrono::system_clock::time_point now) {
   if (cancelled) {
     return MakeError(absl::StatusCode::kCancelled, "the caller cancelled the call",
-                     "CALL_CANCELLED");
+                     v1::CALL_CANCELLED);
   }
   if (now > deadline) {
     return MakeError(absl::StatusCode::kDeadlineExceeded,
                      "the call's deadline passed before aird could serve it",
-                     "DEADLINE_PASSED");
+                     v1::DEADLINE_PASSED);
   }
   return absl::OkStatus();
 }
@@ -183,7 +183,7 @@ absl::StatusOr<Principal> AccessControl::Check(const grpc::ServerContextBase& co
     return MakeError(absl::StatusCode::kUnavailable,
                      "aird is shutting down; retry (another replica, or this one after "
                      "its restart)",
-                     "SHUTTING_DOWN");
+                     v1::SHUTTING_DOWN);
   }
   // A caller that has gone (cancelled, or its deadline passed while the call
   // waited for a thread) gets no work done for it: under overload, queued
@@ -218,7 +218,7 @@ absl::StatusOr<Principal> AccessControl::Check(const grpc::ServerContextBase& co
                      absl::StrCat("this call needs the ", RoleName(required),
                                   " role; ", principal.name, " has ",
                                   RoleName(principal.role)),
-                     "ROLE_REQUIRED", {{"required_role", RoleName(required)}});
+                     v1::ROLE_REQUIRED, {{"required_role", RoleName(required)}});
   }
   return principal;
 }

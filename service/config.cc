@@ -34,7 +34,7 @@ constexpr int kMaxUpstreamPageSize = 100000;
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
 
 absl::Status Invalid(absl::string_view field, absl::string_view description) {
-  return InvalidField(field, description, "INVALID_CONFIG");
+  return InvalidField(field, description, v1::INVALID_CONFIG);
 }
 
 absl::Duration ToDuration(const google::protobuf::Duration& d) {
@@ -192,7 +192,7 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
     auto status = google::protobuf::util::JsonStringToMessage(buffer.str(), &config, options);
     if (!status.ok()) {
       return InvalidField("config", absl::StrCat(path, ": ", status.message().as_string()),
-                          "INVALID_CONFIG");
+                          v1::INVALID_CONFIG);
     }
     return config;
   }
@@ -201,7 +201,7 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(buffer.str(), &config)) {
     return InvalidField("config", absl::StrCat(path, ": ", errors.first()),
-                        "INVALID_CONFIG");
+                        v1::INVALID_CONFIG);
   }
   return config;
 }

@@ -88,7 +88,7 @@ absl::Status EventHub::Subscribe(std::shared_ptr<Subscriber> subscriber) {
   if (shutdown_) {
     return MakeError(absl::StatusCode::kUnavailable,
                      "the server is shutting down; resume on another server",
-                     "SHUTTING_DOWN");
+                     v1::SHUTTING_DOWN);
   }
   if (!suspended_.ok()) return suspended_;
   subscribers_[subscriber.get()] = std::move(subscriber);
@@ -121,7 +121,7 @@ void EventHub::Shutdown() {
   const absl::Status status = MakeError(
       absl::StatusCode::kUnavailable,
       "the server is shutting down; resume from your last sequence",
-      "SHUTTING_DOWN");
+      v1::SHUTTING_DOWN);
   for (auto& subscriber : to_close) subscriber->Close(status);
 }
 

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "air/console/v1/console_service.grpc.pb.h"
 #include "air/v1/action_service.grpc.pb.h"
+#include "air/v1/error_reason.pb.h"
 #include "air/v1/investigation_service.grpc.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -71,9 +72,18 @@ struct HttpError {
   std::map<std::string, std::string> metadata;
 };
 
-HttpError GatewayError(grpc::StatusCode code, std::string message, std::string reason,
+HttpError GatewayError(grpc::StatusCode code, std::string message, v1::ErrorReason reason,
                        std::string field = "") {
-  return HttpError{code, std::move(message), std::move(reason), std::move(field), {}};
+  return HttpError{code, std::move(message), v1::ErrorReason_Name(reason), std::move(field),
+                   {}};
+}
+
+// An error with no more specific reason than its code: as in FromGrpcStatus,
+// the code's name stands in as the reason.
+HttpError CodeOnlyError(grpc::StatusCode code, std::string message, std::string field = "") {
+  return HttpError{code, std::move(message),
+                   absl::StatusCodeToString(static_cast<absl::StatusCode>(code)),
+                   std::move(field), {}};
 }
 
 // Reads the ErrorInfo and the first BadRequest violation out of a gRPC status.
@@ -152,14 +162,14 @@ std::optional<HttpError> QueryToMessage(const httplib::Params& params,
     if (field == nullptr) {
       return GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("unknown query parameter '", name, "'"),
-                          "UNKNOWN_PARAMETER", name);
+                          v1::UNKNOWN_PARAMETER, name);
     }
     protobuf::Value item;
     if (field->type() == protobuf::FieldDescriptor::TYPE_BOOL) {
       if (value != "true" && value != "false") {
-        return GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("query parameter '", name, "' must be true or false"),
-                            "INVALID_ARGUMENT", field->name());
+        return CodeOnlyError(grpc::StatusCode::INVALID_ARGUMENT,
+                             absl::StrCat("query parameter '", name, "' must be true or false"),
+                             field->name());
       }
       item.set_bool_value(value == "true");
     } else {
@@ -178,9 +188,8 @@ std::optional<HttpError> QueryToMessage(const httplib::Params& params,
   (void)protobuf::util::MessageToJsonString(object, &json);
   protobuf::util::Status parsed = protobuf::util::JsonStringToMessage(json, message);
   if (!parsed.ok()) {
-    return GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("bad query parameters: ", JsonProblem(parsed)),
-                        "INVALID_ARGUMENT");
+    return CodeOnlyError(grpc::StatusCode::INVALID_ARGUMENT,
+                         absl::StrCat("bad query parameters: ", JsonProblem(parsed)));
   }
   return std::nullopt;
 }
@@ -526,23 +535,21 @@ class HttpGateway::Impl {
     });
     s.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-          SendError(res, GatewayError(grpc::StatusCode::INTERNAL, "internal error",
-                                      "INTERNAL"));
+          SendError(res, CodeOnlyError(grpc::StatusCode::INTERNAL, "internal error"));
         });
     s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already explained
       const int status = res.status;
       if (status == 413) {
         SendError(res, GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
-                                    "the request body is too large", "BODY_TOO_LARGE"));
+                                    "the request body is too large", v1::BODY_TOO_LARGE));
       } else if (status == 404) {
-        SendError(res, GatewayError(grpc::StatusCode::NOT_FOUND,
-                                    absl::StrCat("no such page or endpoint: ", req.method,
-                                                 " ", req.path),
-                                    "NOT_FOUND"));
+        SendError(res, CodeOnlyError(grpc::StatusCode::NOT_FOUND,
+                                     absl::StrCat("no such page or endpoint: ", req.method,
+                                                  " ", req.path)));
       } else {
         SendError(res, GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
-                                    "the request could not be understood", "BAD_REQUEST"));
+                                    "the request could not be understood", v1::BAD_REQUEST));
       }
       res.status = status;
     });
@@ -605,7 +612,7 @@ class HttpGateway::Impl {
       SendError(res, GatewayError(grpc::StatusCode::PERMISSION_DENIED,
                                   "this console answers only to a loopback host name "
                                   "(localhost or 127.0.0.1)",
-                                  "HOST_NOT_ALLOWED"));
+                                  v1::HOST_NOT_ALLOWED));
       return true;
     }
     if (req.method != "GET" && req.method != "HEAD") {
@@ -613,7 +620,7 @@ class HttpGateway::Impl {
       if (!origin.empty() && origin != absl::StrCat(https_ ? "https://" : "http://", host)) {
         SendError(res, GatewayError(grpc::StatusCode::PERMISSION_DENIED,
                                     "requests from another site are not accepted",
-                                    "ORIGIN_NOT_ALLOWED"));
+                                    v1::ORIGIN_NOT_ALLOWED));
         return true;
       }
       const std::string type =
@@ -622,7 +629,7 @@ class HttpGateway::Impl {
         SendError(res, GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
                                     "send the request body as JSON "
                                     "(Content-Type: application/json)",
-                                    "UNSUPPORTED_MEDIA_TYPE"));
+                                    v1::UNSUPPORTED_MEDIA_TYPE));
         res.status = 415;
         return true;
       }
@@ -638,7 +645,7 @@ class HttpGateway::Impl {
     if (!IsPrintableAscii(*out)) {
       return GatewayError(grpc::StatusCode::UNAUTHENTICATED,
                           "the Authorization header must be 'Bearer <token>'",
-                          "TOKEN_MALFORMED");
+                          v1::TOKEN_MALFORMED);
     }
     return std::nullopt;
   }
@@ -653,7 +660,7 @@ class HttpGateway::Impl {
       if (!req.params.empty()) {
         return SendError(res, GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
                                            "send the fields in the JSON body, not the URL",
-                                           "UNKNOWN_PARAMETER", req.params.begin()->first));
+                                           v1::UNKNOWN_PARAMETER, req.params.begin()->first));
       }
       const std::string body = absl::StripAsciiWhitespace(req.body).empty() ? "{}" : req.body;
       protobuf::util::Status parsed = protobuf::util::JsonStringToMessage(body, request.get());
@@ -663,7 +670,7 @@ class HttpGateway::Impl {
                               absl::StrCat("the request body is not a valid ",
                                            request->GetDescriptor()->name(), ": ",
                                            JsonProblem(parsed)),
-                              "INVALID_JSON"));
+                              v1::INVALID_JSON));
       }
     } else if (auto error = QueryToMessage(req.params, request.get())) {
       return SendError(res, *error);
@@ -691,7 +698,7 @@ class HttpGateway::Impl {
       if (!absl::SimpleAtoi(last, &sequence) || sequence < 0) {
         return SendError(res, GatewayError(grpc::StatusCode::INVALID_ARGUMENT,
                                            "Last-Event-ID must be an event sequence",
-                                           "INVALID_CURSOR", "after_sequence"));
+                                           v1::INVALID_CURSOR, "after_sequence"));
       }
       request.set_after_sequence(sequence);
       request.set_initial_snapshot(false);
@@ -710,13 +717,13 @@ class HttpGateway::Impl {
       absl::MutexLock lock(&mu_);
       if (stopped_) {
         return SendError(res, GatewayError(grpc::StatusCode::UNAVAILABLE,
-                                           "aird is shutting down", "SHUTTING_DOWN"));
+                                           "aird is shutting down", v1::SHUTTING_DOWN));
       }
       if (static_cast<int>(relays_.size()) >= options_.max_streams) {
         return SendError(res, GatewayError(grpc::StatusCode::UNAVAILABLE,
                                            "too many live views are open; close some tabs "
                                            "and try again",
-                                           "TOO_MANY_STREAMS"));
+                                           v1::TOO_MANY_STREAMS));
       }
       relays_.insert(relay.get());
     }
@@ -792,9 +799,8 @@ class HttpGateway::Impl {
   static void ServeAsset(const httplib::Request& req, httplib::Response& res) {
     std::string path = req.matches[1].str();
     if (absl::StartsWith(path, "api/")) {
-      return SendError(res, GatewayError(grpc::StatusCode::NOT_FOUND,
-                                         absl::StrCat("no such endpoint: GET ", req.path),
-                                         "NOT_FOUND"));
+      return SendError(res, CodeOnlyError(grpc::StatusCode::NOT_FOUND,
+                                          absl::StrCat("no such endpoint: GET ", req.path)));
     }
     if (path.empty()) path = "index.html";
     const ConsoleAsset* asset = FindConsoleAsset(path);

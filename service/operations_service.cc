@@ -97,7 +97,7 @@ class BackupReactor final : public Reactor {
       tmp_.clear();
       Done(MakeError(absl::StatusCode::kUnavailable,
                      "backup failed: cannot create a temporary file beside the database",
-                     "BACKUP_FAILED"));
+                     v1::BACKUP_FAILED));
       return;
     }
     ::close(fd);
@@ -120,7 +120,7 @@ class BackupReactor final : public Reactor {
     in_.open(tmp_, std::ios::binary);
     if (!in_) {
       Done(MakeError(absl::StatusCode::kUnavailable, "backup failed: cannot read the copy",
-                     "BACKUP_FAILED"));
+                     v1::BACKUP_FAILED));
       return;
     }
     size_ = result->size_bytes;
@@ -142,7 +142,7 @@ class BackupReactor final : public Reactor {
     in_.read(data->data(), static_cast<std::streamsize>(data->size()));
     if (in_.gcount() != static_cast<std::streamsize>(data->size())) {
       Done(MakeError(absl::StatusCode::kUnavailable, "backup failed: the copy changed size",
-                     "BACKUP_FAILED"));
+                     v1::BACKUP_FAILED));
       return;
     }
     EVP_DigestUpdate(digest_, data->data(), data->size());
@@ -198,13 +198,13 @@ grpc::ServerWriteReactor<v1::BackupDatabaseResponse>* OperationsServiceImpl::Bac
     return new FinishedReactor(MakeError(
         absl::StatusCode::kFailedPrecondition,
         "this server's database has no online backup (PostgreSQL: back it up with pg_dump)",
-        "BACKUP_NOT_SUPPORTED"));
+        v1::BACKUP_NOT_SUPPORTED));
   }
   bool expected = false;
   if (!backup_running_.compare_exchange_strong(expected, true)) {
     return new FinishedReactor(MakeError(absl::StatusCode::kResourceExhausted,
                                          "another backup is running; retry when it ends",
-                                         "BACKUP_IN_PROGRESS"));
+                                         v1::BACKUP_IN_PROGRESS));
   }
   LogEvent(spdlog::level::info, "backup", "database backup started",
            {{"principal", caller->name}});

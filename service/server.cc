@@ -201,7 +201,7 @@ void AirServer::Parts::ConnectCommitStream() {
     to_hub->Suspend(MakeError(
         absl::StatusCode::kUnavailable,
         "this server lost its database; resume from your last sequence on another server",
-        "STORAGE_UNAVAILABLE"));
+        v1::STORAGE_UNAVAILABLE));
   });
 }
 

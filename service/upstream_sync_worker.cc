@@ -167,7 +167,7 @@ absl::StatusOr<SyncPageResult> UpstreamSyncWorker::SyncOnce() {
     if (stored != expected_cursor) {
       return MakeError(absl::StatusCode::kAborted,
                        "the sync cursor moved since this page was requested",
-                       "SYNC_CURSOR_MOVED");
+                       v1::SYNC_CURSOR_MOVED);
     }
     // A page updates each investigation once per action and per version of
     // it; buffering them makes that one read and one write per page.

@@ -200,7 +200,7 @@ class WatchCore final : public EventHub::Subscriber {
                        absl::StrCat("events after ", cursor,
                                     " are no longer retained; list again and "
                                     "watch from the snapshot"),
-                       "CURSOR_EXPIRED", {{"after_sequence", absl::StrCat(cursor)}});
+                       v1::CURSOR_EXPIRED, {{"after_sequence", absl::StrCat(cursor)}});
     }
     for (const v1::Event& event : stored) {
       *new_cursor = event.sequence();
@@ -269,19 +269,19 @@ class WatchReactor final : public Reactor {
       const auto& d = request.heartbeat_interval();
       if (d.seconds() < 0 || d.nanos() < 0) {
         return InvalidField("heartbeat_interval", "must not be negative",
-                            "INVALID_HEARTBEAT");
+                            v1::INVALID_HEARTBEAT);
       }
       heartbeat = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
       heartbeat = std::clamp(heartbeat, limits.min_heartbeat, limits.max_heartbeat);
     }
     if (request.after_sequence() < 0) {
-      return InvalidField("after_sequence", "must not be negative", "INVALID_CURSOR");
+      return InvalidField("after_sequence", "must not be negative", v1::INVALID_CURSOR);
     }
     if (request.initial_snapshot() && request.after_sequence() != 0) {
       return InvalidField("initial_snapshot",
                           "cannot be combined with after_sequence; a snapshot "
                           "starts a new watch",
-                          "INVALID_CURSOR");
+                          v1::INVALID_CURSOR);
     }
 
     std::deque<grpc::ByteBuffer> preload;
@@ -312,7 +312,7 @@ class WatchReactor final : public Reactor {
                          absl::StrCat("after_sequence: ", request.after_sequence(),
                                       " is ahead of the head of the event log (",
                                       head, ")"),
-                         "CURSOR_AHEAD", {{"head", absl::StrCat(head)}});
+                         v1::CURSOR_AHEAD, {{"head", absl::StrCat(head)}});
       }
       cursor = request.after_sequence() == 0 ? head : request.after_sequence();
       if (request.after_sequence() != 0) {
@@ -324,7 +324,7 @@ class WatchReactor final : public Reactor {
                            " are no longer retained (oldest kept: ",
                            bounds.first_retained,
                            "); list again and watch from the snapshot"),
-              "CURSOR_EXPIRED",
+              v1::CURSOR_EXPIRED,
               {{"after_sequence", absl::StrCat(cursor)},
                {"first_retained_sequence", absl::StrCat(bounds.first_retained)}});
         }

@@ -202,7 +202,7 @@ absl::Status UpstreamSimulator::CheckAvailableLocked(absl::Time now) {
   if (why.empty()) return absl::OkStatus();
   ++stats_.injected_failures;
   return MakeError(absl::StatusCode::kUnavailable, absl::StrCat("upstream simulator: ", why),
-                   "UPSTREAM_UNAVAILABLE");
+                   upstream::v1::UPSTREAM_UNAVAILABLE);
 }
 
 void UpstreamSimulator::SetFaults(const SimulatorFaults& faults) {
@@ -425,7 +425,7 @@ absl::Status UpstreamSimulator::ApplyDecisionLocked(ActionRecord& action, bool a
     return MakeError(absl::StatusCode::kFailedPrecondition,
                      absl::StrCat("action ", action.record.id(), " is ", state,
                                   ", not STATE_PENDING"),
-                     "ACTION_NOT_PENDING", {{"state", state}});
+                     upstream::v1::ACTION_NOT_PENDING, {{"state", state}});
   }
   ++decisions_per_action_[action.record.id()];
   if (!approve) {
@@ -582,13 +582,13 @@ absl::StatusOr<int64_t> UpstreamSimulator::DecodeCursor(absl::string_view cursor
   int64_t seq = 0;
   if (parts.size() != 3 || parts[0] != "c1" || !absl::SimpleAtoi(parts[2], &seq) || seq < 0) {
     return MakeError(absl::StatusCode::kInvalidArgument,
-                     "the cursor was not issued by this upstream", "INVALID_CURSOR");
+                     "the cursor was not issued by this upstream", upstream::v1::INVALID_CURSOR);
   }
   if (parts[1] != instance_) {
     return MakeError(absl::StatusCode::kOutOfRange,
                      "the cursor belongs to another upstream instance; start again "
                      "from an empty cursor",
-                     "CURSOR_EXPIRED");
+                     upstream::v1::CURSOR_EXPIRED);
   }
   return seq;
 }
@@ -603,13 +603,13 @@ absl::StatusOr<upstream::v1::ListChangesResponse> UpstreamSimulator::ListChanges
   ++stats_.list_calls;
   if (absl::Status s = CheckAvailableLocked(now); !s.ok()) return s;
   if (request.page_size() < 0) {
-    return InvalidField("page_size", "must not be negative", "INVALID_PAGE_SIZE");
+    return InvalidField("page_size", "must not be negative", upstream::v1::INVALID_PAGE_SIZE);
   }
   absl::StatusOr<int64_t> after = DecodeCursor(request.cursor());
   if (!after.ok()) return after.status();
   if (*after >= next_seq_) {
     return MakeError(absl::StatusCode::kInvalidArgument,
-                     "the cursor is ahead of this upstream's log", "INVALID_CURSOR");
+                     "the cursor is ahead of this upstream's log", upstream::v1::INVALID_CURSOR);
   }
   AdvanceLocked(now);
 
@@ -662,7 +662,7 @@ absl::StatusOr<upstream::v1::ListChangesResponse> UpstreamSimulator::ListChanges
   if (RollLocked(faults_.lost_reply_rate)) {
     ++stats_.injected_failures;
     return MakeError(absl::StatusCode::kUnavailable, "upstream simulator: reply lost",
-                     "UPSTREAM_UNAVAILABLE");
+                     upstream::v1::UPSTREAM_UNAVAILABLE);
   }
   return response;
 }
@@ -683,19 +683,19 @@ absl::StatusOr<upstream::v1::SubmitDecisionResponse> UpstreamSimulator::SubmitDe
   }
   if (!rid_ok) {
     return InvalidField("request_id", "must be 1 to 200 characters of [A-Za-z0-9._-]",
-                        "INVALID_REQUEST_ID");
+                        upstream::v1::INVALID_REQUEST_ID);
   }
   if (request.outcome() != v1::Decision::OUTCOME_APPROVED &&
       request.outcome() != v1::Decision::OUTCOME_REJECTED) {
     return InvalidField("outcome", "must be OUTCOME_APPROVED or OUTCOME_REJECTED",
-                        "INVALID_OUTCOME");
+                        upstream::v1::INVALID_OUTCOME);
   }
   const std::string fingerprint = absl::StrCat(request.action_id(), "|", request.outcome(),
                                                "|", request.duplicate_of());
   if (auto seen = requests_.find(rid); seen != requests_.end()) {
     if (seen->second.fingerprint != fingerprint) {
       return InvalidField("request_id", "was already used for a different decision",
-                          "REQUEST_ID_REUSED");
+                          upstream::v1::REQUEST_ID_REUSED);
     }
     ++stats_.duplicate_requests;
     return seen->second.response;
@@ -704,7 +704,7 @@ absl::StatusOr<upstream::v1::SubmitDecisionResponse> UpstreamSimulator::SubmitDe
   if (it == actions_.end()) {
     return MakeError(absl::StatusCode::kNotFound,
                      absl::StrCat("action ", request.action_id(), " not found"),
-                     "ACTION_NOT_FOUND");
+                     upstream::v1::ACTION_NOT_FOUND);
   }
   ActionRecord& action = *it->second;
   if (action.record.state() == Action::STATE_PENDING) {
@@ -724,7 +724,7 @@ absl::StatusOr<upstream::v1::SubmitDecisionResponse> UpstreamSimulator::SubmitDe
   if (RollLocked(faults_.lost_reply_rate)) {
     ++stats_.injected_failures;
     return MakeError(absl::StatusCode::kUnavailable, "upstream simulator: reply lost",
-                     "UPSTREAM_UNAVAILABLE");
+                     upstream::v1::UPSTREAM_UNAVAILABLE);
   }
   return response;
 }

@@ -43,7 +43,7 @@ void GroupCommitter::WriteAsync(WriteFn fn, DoneFn done) {
   // Never silently drop a write: tell the caller.
   if (done) {
     done(MakeError(absl::StatusCode::kUnavailable, "storage is shutting down",
-                   "STORAGE_CLOSED"));
+                   v1::STORAGE_CLOSED));
   }
 }
 

@@ -36,25 +36,25 @@ absl::Status PostgresError(absl::string_view sqlstate, absl::string_view what) {
   if (sqlstate.empty() || cls == "08" || cls == "57" || cls == "53" || cls == "58") {
     return MakeError(absl::StatusCode::kUnavailable,
                      absl::StrCat("storage ", what, " failed: the database is unreachable; retry"),
-                     "STORAGE_UNAVAILABLE");
+                     v1::STORAGE_UNAVAILABLE);
   }
   if (sqlstate == "40001" || sqlstate == "40P01") {
     return MakeError(absl::StatusCode::kAborted,
                      absl::StrCat("storage ", what, " failed: a concurrent write conflicted; retry"),
-                     "STORAGE_CONFLICT");
+                     v1::STORAGE_CONFLICT);
   }
   if (sqlstate == "23505") {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("storage ", what, " failed: the record already exists"),
-                     "STORAGE_DUPLICATE");
+                     v1::STORAGE_DUPLICATE);
   }
   if (sqlstate == "25P02") {  // in a failed transaction
     return MakeError(absl::StatusCode::kAborted,
                      absl::StrCat("storage ", what, " failed: the transaction was aborted"),
-                     "STORAGE_CONFLICT");
+                     v1::STORAGE_CONFLICT);
   }
   return MakeError(absl::StatusCode::kInternal, absl::StrCat("storage ", what, " failed"),
-                   "STORAGE_ERROR");
+                   v1::STORAGE_ERROR);
 }
 
 // ---- Params ----
@@ -181,7 +181,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
   pg_conn* conn = PQconnectdbParams(keywords.data(), values.data(), /*expand_dbname=*/1);
   if (conn == nullptr) {
     return MakeError(absl::StatusCode::kUnavailable, "cannot allocate a database connection",
-                     "STORAGE_UNAVAILABLE");
+                     v1::STORAGE_UNAVAILABLE);
   }
   if (PQstatus(conn) != CONNECTION_OK) {
     // libpq's message may quote the host but never the password.
@@ -191,7 +191,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     return MakeError(absl::StatusCode::kUnavailable,
                      absl::StrCat("cannot connect to PostgreSQL at ", RedactConninfo(conninfo),
                                   ": ", why),
-                     "STORAGE_UNAVAILABLE");
+                     v1::STORAGE_UNAVAILABLE);
   }
   // Server NOTICEs ("already exists, skipping") go to the debug log, not
   // to stderr.

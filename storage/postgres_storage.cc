@@ -78,7 +78,7 @@ constexpr SqlDialect kPostgresDialect = {
 absl::Status Unreachable() {
   return MakeError(absl::StatusCode::kUnavailable,
                    "storage write failed: the database is unreachable; retry",
-                   "STORAGE_UNAVAILABLE");
+                   v1::STORAGE_UNAVAILABLE);
 }
 
 // A query's rows: libpq returns the whole result at once.
@@ -153,7 +153,7 @@ class PostgresWriteSession final : public WriteSession {
                          raw().Exec("SELECT next_sequence FROM event_log WHERE id = 1 FOR UPDATE"));
     if (head.rows() != 1) {
       return MakeError(absl::StatusCode::kDataLoss,
-                       "storage write failed: the event log is missing", "STORAGE_CORRUPT");
+                       "storage write failed: the event log is missing", v1::STORAGE_CORRUPT);
     }
     first_sequence_ = head.Int(0, 0);
     return first_sequence_;

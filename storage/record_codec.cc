@@ -16,14 +16,13 @@ int64_t Micros(const google::protobuf::Timestamp& ts) {
 absl::Status UnreadableRecord() {
   return MakeError(absl::StatusCode::kDataLoss,
                    "storage read failed: a stored record is unreadable",
-                   "STORAGE_CORRUPT");
+                   v1::STORAGE_CORRUPT);
 }
 
 absl::Status NotFound(absl::string_view kind, absl::string_view id) {
   return MakeError(absl::StatusCode::kNotFound,
                    absl::StrCat(kind, " ", id, " not found"),
-                   absl::StrCat(kind == "action" ? "ACTION" : "INVESTIGATION",
-                                "_NOT_FOUND"),
+                   kind == "action" ? v1::ACTION_NOT_FOUND : v1::INVESTIGATION_NOT_FOUND,
                    {{"id", std::string(id)}});
 }
 

@@ -30,7 +30,7 @@ absl::StatusOr<EventLogBounds> ReadEventLogBounds(sql::Connection& conn,
   AIR_ASSIGN_OR_RETURN(bool row, rows->Next());
   if (!row) {
     return MakeError(absl::StatusCode::kDataLoss,
-                     "storage read failed: the event log is missing", "STORAGE_CORRUPT");
+                     "storage read failed: the event log is missing", v1::STORAGE_CORRUPT);
   }
   EventLogBounds bounds;
   bounds.first_retained = rows->Int(0);
@@ -437,7 +437,7 @@ absl::StatusOr<int64_t> SqlWriteTransaction::EnqueueDecision(const OutboxDecisio
   if (!position.has_value()) {
     return MakeError(absl::StatusCode::kAlreadyExists,
                      absl::StrCat("decision ", d.request_id, " is already in the outbox"),
-                     "DECISION_ALREADY_QUEUED", {{"action_id", d.action_id}});
+                     v1::DECISION_ALREADY_QUEUED, {{"action_id", d.action_id}});
   }
   return *position;
 }
@@ -456,7 +456,7 @@ absl::Status SqlWriteTransaction::MarkDecisionDelivered(int64_t position,
   if (exists.has_value()) return absl::OkStatus();  // delivered before: nothing to do
   return MakeError(absl::StatusCode::kNotFound,
                    absl::StrCat("no decision at outbox position ", position),
-                   "DECISION_NOT_FOUND");
+                   v1::DECISION_NOT_FOUND);
 }
 
 }  // namespace air

@@ -20,7 +20,7 @@ namespace {
 using sqlite::Connection;
 
 absl::Status Failed(absl::StatusCode code, absl::string_view why) {
-  return MakeError(code, absl::StrCat("backup failed: ", why), "BACKUP_FAILED");
+  return MakeError(code, absl::StrCat("backup failed: ", why), v1::BACKUP_FAILED);
 }
 
 // fsyncs a file or directory.

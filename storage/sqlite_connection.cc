@@ -17,33 +17,33 @@ absl::Status StorageError(int rc, absl::string_view what, sqlite3* db) {
       return MakeError(absl::StatusCode::kUnavailable,
                        absl::StrCat("storage ", what,
                                     " failed: the database is locked; retry"),
-                       "STORAGE_BUSY");
+                       v1::STORAGE_BUSY);
     case SQLITE_FULL:
       return MakeError(absl::StatusCode::kUnavailable,
                        absl::StrCat("storage ", what,
                                     " failed: the disk is full; retry later"),
-                       "STORAGE_FULL");
+                       v1::STORAGE_FULL);
     case SQLITE_READONLY:
       return MakeError(absl::StatusCode::kUnavailable,
                        absl::StrCat("storage ", what,
                                     " failed: the database is read-only"),
-                       "STORAGE_READ_ONLY");
+                       v1::STORAGE_READ_ONLY);
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
     case SQLITE_PROTOCOL:
       return MakeError(absl::StatusCode::kUnavailable,
                        absl::StrCat("storage ", what, " failed: I/O error; retry"),
-                       "STORAGE_IO_ERROR");
+                       v1::STORAGE_IO_ERROR);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return MakeError(absl::StatusCode::kDataLoss,
                        absl::StrCat("storage ", what,
                                     " failed: the database is corrupt"),
-                       "STORAGE_CORRUPT");
+                       v1::STORAGE_CORRUPT);
     default:
       return MakeError(absl::StatusCode::kInternal,
                        absl::StrCat("storage ", what, " failed"),
-                       "STORAGE_ERROR");
+                       v1::STORAGE_ERROR);
   }
 }
 

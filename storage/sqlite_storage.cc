@@ -129,7 +129,7 @@ class SqliteWriteSession final : public WriteSession {
   bool InTransaction() override { return raw().InTransaction(); }
   absl::Status LostTransaction() override {
     return MakeError(absl::StatusCode::kUnavailable, "storage write failed; retry",
-                     "STORAGE_IO_ERROR");
+                     v1::STORAGE_IO_ERROR);
   }
 
  private:

@@ -12,6 +12,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/synchronization/mutex.h"
+#include "air/v1/error_reason.pb.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -48,7 +49,7 @@ TEST(RpcStatusTest, FromGrpcStatusKeepsCodeMessageAndDetails) {
   rpc_status.set_code(grpc::StatusCode::INVALID_ARGUMENT);
   rpc_status.set_message("id: must match [A-Za-z0-9._-]+");
   google::rpc::ErrorInfo info;
-  info.set_reason("INVALID_ID");
+  info.set_reason(v1::ErrorReason_Name(v1::INVALID_ID));
   info.set_domain("air.dev");
   (*info.mutable_metadata())["id"] = "bad/id";
   rpc_status.add_details()->PackFrom(info);
@@ -62,12 +63,12 @@ TEST(RpcStatusTest, FromGrpcStatusKeepsCodeMessageAndDetails) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(), "id: must match [A-Za-z0-9._-]+");
   ErrorDetails details = GetErrorDetails(status);
-  EXPECT_EQ(details.reason, "INVALID_ID");
+  EXPECT_EQ(details.reason, v1::ErrorReason_Name(v1::INVALID_ID));
   EXPECT_EQ(details.domain, "air.dev");
   EXPECT_THAT(details.metadata, ElementsAre(Pair("id", "bad/id")));
   ASSERT_EQ(details.field_violations.size(), 1u);
   EXPECT_EQ(details.field_violations[0].first, "id");
-  EXPECT_EQ(GetErrorDetails(grpc_status).reason, "INVALID_ID");
+  EXPECT_EQ(GetErrorDetails(grpc_status).reason, v1::ErrorReason_Name(v1::INVALID_ID));
   EXPECT_EQ(FormatError(status),
             "INVALID_ARGUMENT: id: must match [A-Za-z0-9._-]+ "
             "(reason: INVALID_ID, field: id, id: bad/id)");
@@ -75,7 +76,8 @@ TEST(RpcStatusTest, FromGrpcStatusKeepsCodeMessageAndDetails) {
 
 TEST(RpcStatusTest, RoundTripsThroughGrpcStatus) {
   absl::Status original = ErrorWithDetails(absl::StatusCode::kFailedPrecondition,
-                                           "action act-1 is not pending", "ACTION_NOT_PENDING",
+                                           "action act-1 is not pending",
+                                           v1::ErrorReason_Name(v1::ACTION_NOT_PENDING),
                                            {{"state", "STATE_REJECTED"}});
   absl::Status back = FromGrpcStatus(ToGrpcStatus(original));
   EXPECT_EQ(back, original);
@@ -342,14 +344,14 @@ TEST_F(AirClientTest, RetriesADecisionWithRequestId) {
 }
 
 TEST_F(AirClientTest, OtherErrorsAreFinalAndKeepTheirDetails) {
-  service_.ScriptUnary({ToGrpcStatus(ErrorWithDetails(absl::StatusCode::kNotFound,
-                                                      "no action act-nope",
-                                                      "ACTION_NOT_FOUND")),
+  service_.ScriptUnary({ToGrpcStatus(ErrorWithDetails(
+                            absl::StatusCode::kNotFound, "no action act-nope",
+                            v1::ErrorReason_Name(v1::ACTION_NOT_FOUND))),
                         grpc::Status::OK});
   auto client = NewClient();
   absl::StatusOr<v1::GetActionResponse> response = client->GetAction(v1::GetActionRequest());
   EXPECT_EQ(response.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(GetErrorDetails(response.status()).reason, "ACTION_NOT_FOUND");
+  EXPECT_TRUE(GetErrorDetails(response.status()).HasReason(v1::ACTION_NOT_FOUND));
   EXPECT_EQ(service_.unary_calls(), 1);
 }
 
@@ -418,7 +420,7 @@ TEST_F(AirClientTest, WatchResumesAfterTheLastSequenceWithoutASecondSnapshot) {
       {{Bookmark(9)}, Unavailable()},
       {{EventMessage(10)},
        ToGrpcStatus(ErrorWithDetails(absl::StatusCode::kOutOfRange, "cursor expired",
-                                     "CURSOR_EXPIRED"))},
+                                     v1::ErrorReason_Name(v1::CURSOR_EXPIRED)))},
   });
   auto client = NewClient();
   std::vector<v1::WatchActionsResponse> seen;
@@ -441,7 +443,7 @@ TEST_F(AirClientTest, WatchResumesAfterTheLastSequenceWithoutASecondSnapshot) {
       },
       watch_options_);
   EXPECT_EQ(status.code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(GetErrorDetails(status).reason, "CURSOR_EXPIRED");
+  EXPECT_TRUE(GetErrorDetails(status).HasReason(v1::CURSOR_EXPIRED));
   EXPECT_THAT(Describe(seen), ElementsAre("snapshot act-1", "complete 5", "event 6",
                                           "bookmark 9", "event 10"));
   EXPECT_THAT(reconnect_cursors, ElementsAre(6, 6, 9));

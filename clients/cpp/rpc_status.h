@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "air/v1/error_reason.pb.h"
 
 namespace air::client {
 
@@ -37,7 +38,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // What an error says beyond its code and message. Empty fields when the error
 // carries no such detail.
 struct ErrorDetails {
-  // ErrorInfo.reason, e.g. "ACTION_NOT_PENDING".
+  // ErrorInfo.reason, e.g. "ACTION_NOT_PENDING": the name of an
+  // air.v1.ErrorReason value, or of the canonical code when the error has no
+  // more specific reason. Test it with HasReason.
   std::string reason;
   // ErrorInfo.domain, e.g. "air.dev".
   std::string domain;
@@ -45,6 +48,11 @@ struct ErrorDetails {
   std::map<std::string, std::string> metadata;
   // BadRequest field violations as (field, description), in order.
   std::vector<std::pair<std::string, std::string>> field_violations;
+
+  // True when the error's reason is `expected` (air/v1/error_reason.pb.h).
+  bool HasReason(v1::ErrorReason expected) const {
+    return reason == v1::ErrorReason_Name(expected);
+  }
 };
 
 ErrorDetails GetErrorDetails(const absl::Status& status);

@@ -346,7 +346,7 @@ class Scenario:
                 return False
         except grpc.RpcError as e:
             err = AirError.from_rpc_error(e)
-            if err.is_(grpc.StatusCode.OUT_OF_RANGE, "CURSOR_EXPIRED"):
+            if err.is_(grpc.StatusCode.OUT_OF_RANGE, self.pb.error_reason_pb2.CURSOR_EXPIRED):
                 return True
             raise
         finally:
@@ -422,7 +422,7 @@ class Scenario:
             self.client.get_action("bad id!")
             raise AssertionError("GetAction accepted a malformed id")
         except AirError as e:
-            assert e.is_(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ID"), e
+            assert e.is_(grpc.StatusCode.INVALID_ARGUMENT, self.pb.error_reason_pb2.INVALID_ID), e
             assert e.domain == "air.dev" and [f for f, _ in e.field_violations] == ["id"], e
 
 

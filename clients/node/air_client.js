@@ -26,6 +26,12 @@ rpcRoot.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto']);
 const Status = rpcRoot.lookupType('google.rpc.Status');
 const ErrorInfo = rpcRoot.lookupType('google.rpc.ErrorInfo');
 const BadRequest = rpcRoot.lookupType('google.rpc.BadRequest');
+// air.v1.ErrorReason as constants (ErrorReason.ACTION_NOT_PENDING ===
+// 'ACTION_NOT_PENDING'), read from proto/air/v1/error_reason.proto.
+const reasonRoot = new protobuf.Root();
+reasonRoot.loadSync(path.join(PROTO_DIR, 'air/v1/error_reason.proto'));
+const ErrorReason = Object.freeze(Object.fromEntries(
+    Object.keys(reasonRoot.lookupEnum('air.v1.ErrorReason').values).map((n) => [n, n])));
 const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([k, v]) => [v, k]));
 const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED']);
 
@@ -51,7 +57,11 @@ class AirError extends Error {
     Object.assign(this, info, {code, details: err.details || err.message});
     this.retryable = RETRYABLE.has(code);
   }
-  is(code, reason) { return this.code === code && (reason === undefined || this.reason === reason); }
+  // reason: an ErrorReason constant, or omitted for any reason. A misspelt
+  // constant is undefined and matches nothing.
+  is(code, ...reason) {
+    return this.code === code && (reason.length === 0 || this.reason === reason[0]);
+  }
 }
 
 // Channel credentials: plaintext unless tls or a file is given.
@@ -123,4 +133,4 @@ async function retryIdempotent(fn, {attempts = 8, initialMs = 100, maxMs = 30000
   }
 }
 
-module.exports = {AirClient, AirError, retryIdempotent, grpc};
+module.exports = {AirClient, AirError, ErrorReason, retryIdempotent, grpc};

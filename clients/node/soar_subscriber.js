@@ -12,7 +12,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const {parseArgs} = require('util');
-const {AirClient, AirError, retryIdempotent} = require('./air_client');
+const {AirClient, AirError, ErrorReason, retryIdempotent} = require('./air_client');
 
 const {values: args} = parseArgs({options: {
   'target': {type: 'string', default: process.env.AIR_TARGET || '127.0.0.1:50051'},
@@ -88,10 +88,10 @@ async function handle(action, fromLog) {
     decided = await retry(() => client.decide(action.id, rule.decision === 'approve',
                                               {comment, requestId}));
   } catch (e) {
-    if (e instanceof AirError && e.is('FAILED_PRECONDITION', 'ACTION_NOT_PENDING')) {
+    if (e instanceof AirError && e.is('FAILED_PRECONDITION', ErrorReason.ACTION_NOT_PENDING)) {
       return log(`skipped ${action.id}: already decided (state=${e.metadata.state || '?'})`);
     }
-    if (e instanceof AirError && e.is('INVALID_ARGUMENT', 'REQUEST_ID_REUSED')) {
+    if (e instanceof AirError && e.is('INVALID_ARGUMENT', ErrorReason.REQUEST_ID_REUSED)) {
       return log(`skipped ${action.id}: request_id ${requestId} was used for another request ` +
                  '(an earlier run with another playbook decided it)');
     }
@@ -153,7 +153,7 @@ async function run() {
     } catch (raw) {
       const e = raw instanceof AirError ? raw : raw.code !== undefined ? new AirError(raw) : null;
       if (!e) throw raw;
-      if (e.is('OUT_OF_RANGE', 'CURSOR_EXPIRED')) {
+      if (e.is('OUT_OF_RANGE', ErrorReason.CURSOR_EXPIRED)) {
         log(`cursor ${cursor} expired (${e.code} ${e.reason}); ` +
             'listing pending actions again with a fresh snapshot');
         if (fs.existsSync(cursorFile)) fs.unlinkSync(cursorFile);

@@ -150,11 +150,12 @@ class Subscriber:
             decided = retry_idempotent(lambda: self.client.decide(
                 action.id, decision == "approve", comment=comment, request_id=request_id))
         except AirError as e:
-            if e.is_(grpc.StatusCode.FAILED_PRECONDITION, "ACTION_NOT_PENDING"):
+            reasons = self.pb.error_reason_pb2
+            if e.is_(grpc.StatusCode.FAILED_PRECONDITION, reasons.ACTION_NOT_PENDING):
                 log(f"skipped {action.id}: already decided "
                     f"(state={e.metadata.get('state', '?')})")
                 return
-            if e.is_(grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED"):
+            if e.is_(grpc.StatusCode.INVALID_ARGUMENT, reasons.REQUEST_ID_REUSED):
                 log(f"skipped {action.id}: request_id {request_id} was used for another "
                     "request (an earlier run with another playbook decided it)")
                 return
@@ -219,7 +220,7 @@ class Subscriber:
             except (grpc.RpcError, AirError) as failure:
                 e = (failure if isinstance(failure, AirError)
                      else AirError.from_rpc_error(failure))
-                if e.is_(grpc.StatusCode.OUT_OF_RANGE, "CURSOR_EXPIRED"):
+                if e.is_(grpc.StatusCode.OUT_OF_RANGE, self.pb.error_reason_pb2.CURSOR_EXPIRED):
                     log(f"cursor {self.cursor.value} expired ({e.code.name} {e.reason}); "
                         "listing pending actions again with a fresh snapshot")
                     self.cursor.clear()

@@ -3,6 +3,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "air/v1/error_reason.pb.h"
 #include "service/housekeeping.h"
 #include <grpcpp/generic/generic_stub.h>
 #include "tests/support/server_fixture.h"
@@ -52,10 +53,10 @@ class ApiTest : public testing::ServerFixture {
   // Asserts code, reason and (optionally) the BadRequest field, and that the
   // message leaks no SQL or path.
   static void ExpectError(const grpc::Status& status, grpc::StatusCode code,
-                          const std::string& reason, const std::string& field = "") {
+                          v1::ErrorReason reason, const std::string& field = "") {
     EXPECT_THAT(status, GrpcStatusIs(code));
     const auto details = DetailsOf(status);
-    EXPECT_EQ(details.reason, reason) << status.error_message();
+    EXPECT_EQ(details.reason, v1::ErrorReason_Name(reason)) << status.error_message();
     if (!field.empty()) {
       EXPECT_EQ(details.bad_field, field);
     }
@@ -100,43 +101,43 @@ TEST_F(ApiTest, BadInputIsInvalidArgumentNamingTheField) {
   v1::GetActionResponse get;
   v1::GetActionRequest get_request;
   ExpectError(actions_->GetAction(Context().get(), get_request, &get),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ID", "id");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_ID, "id");
   get_request.set_id("act/../../etc");
   ExpectError(actions_->GetAction(Context().get(), get_request, &get),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ID", "id");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_ID, "id");
 
   v1::ListActionsRequest list;
   v1::ListActionsResponse list_response;
   list.set_page_size(-1);
   ExpectError(actions_->ListActions(Context().get(), list, &list_response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_PAGE_SIZE", "page_size");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_PAGE_SIZE, "page_size");
   list.set_page_size(0);
   list.set_page_token("garbled-token");
   ExpectError(actions_->ListActions(Context().get(), list, &list_response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "page_token");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_PAGE_TOKEN, "page_token");
   list.clear_page_token();
   list.set_filter("colour = STATE_PENDING");
   ExpectError(actions_->ListActions(Context().get(), list, &list_response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_FILTER", "filter");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_FILTER, "filter");
   list.set_filter("state = STATE_SLEEPING");
   ExpectError(actions_->ListActions(Context().get(), list, &list_response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_FILTER", "filter");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_FILTER, "filter");
   list.set_filter("");
   list.set_order_by("colour");
   ExpectError(actions_->ListActions(Context().get(), list, &list_response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ORDER_BY", "order_by");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_ORDER_BY, "order_by");
 
   v1::ListInvestigationsRequest inv_list;
   v1::ListInvestigationsResponse inv_response;
   inv_list.set_filter("create_time >= \"last tuesday\"");
   ExpectError(investigations_->ListInvestigations(Context().get(), inv_list, &inv_response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_FILTER", "filter");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_FILTER, "filter");
 
   v1::ApproveActionResponse approved;
   ExpectError(Approve("act-1001-1", &approved, "", std::string(1025, 'x')),
-              grpc::StatusCode::INVALID_ARGUMENT, "COMMENT_TOO_LONG", "comment");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::COMMENT_TOO_LONG, "comment");
   ExpectError(Approve("act-1001-1", &approved, "", "", "not a valid request id!"),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_REQUEST_ID", "request_id");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_REQUEST_ID, "request_id");
   // Nothing was decided by any of that.
   v1::GetActionRequest check;
   check.set_id("act-1001-1");
@@ -149,15 +150,15 @@ TEST_F(ApiTest, UnknownIdsAreNotFound) {
   request.set_id("act-does-not-exist");
   v1::GetActionResponse response;
   ExpectError(actions_->GetAction(Context().get(), request, &response),
-              grpc::StatusCode::NOT_FOUND, "ACTION_NOT_FOUND");
+              grpc::StatusCode::NOT_FOUND, v1::ACTION_NOT_FOUND);
   v1::GetInvestigationRequest inv;
   inv.set_id("inv-does-not-exist");
   v1::GetInvestigationResponse inv_response;
   ExpectError(investigations_->GetInvestigation(Context().get(), inv, &inv_response),
-              grpc::StatusCode::NOT_FOUND, "INVESTIGATION_NOT_FOUND");
+              grpc::StatusCode::NOT_FOUND, v1::INVESTIGATION_NOT_FOUND);
   v1::ApproveActionResponse approved;
   ExpectError(Approve("act-does-not-exist", &approved), grpc::StatusCode::NOT_FOUND,
-              "ACTION_NOT_FOUND");
+              v1::ACTION_NOT_FOUND);
 }
 
 TEST_F(ApiTest, DecidingTwiceIsFailedPreconditionNamingTheState) {
@@ -165,7 +166,7 @@ TEST_F(ApiTest, DecidingTwiceIsFailedPreconditionNamingTheState) {
   ASSERT_TRUE(Reject("act-1002-1", &rejected).ok());
   v1::ApproveActionResponse approved;
   grpc::Status status = Approve("act-1002-1", &approved);
-  ExpectError(status, grpc::StatusCode::FAILED_PRECONDITION, "ACTION_NOT_PENDING");
+  ExpectError(status, grpc::StatusCode::FAILED_PRECONDITION, v1::ACTION_NOT_PENDING);
   EXPECT_EQ(DetailsOf(status).metadata["state"], "STATE_REJECTED");
   EXPECT_TRUE(absl::StrContains(status.error_message(), "STATE_REJECTED"));
 }
@@ -177,7 +178,7 @@ TEST_F(ApiTest, StaleEtagIsAborted) {
   ASSERT_TRUE(actions_->GetAction(Context().get(), request, &current).ok());
   v1::ApproveActionResponse approved;
   ExpectError(Approve("act-1002-2", &approved, "v999"), grpc::StatusCode::ABORTED,
-              "ETAG_MISMATCH");
+              v1::ETAG_MISMATCH);
   ASSERT_TRUE(Approve("act-1002-2", &approved, current.action().etag()).ok());
   EXPECT_NE(approved.action().etag(), current.action().etag());
 }
@@ -190,7 +191,7 @@ TEST_F(ApiTest, ReplayedRequestIdReturnsTheFirstResult) {
   EXPECT_EQ(first.SerializeAsString(), second.SerializeAsString());
   // The same key for another request is refused.
   ExpectError(Approve("act-1003-2", &second, "", "go", "3f2b6c1e-7d1a-4c55"),
-              grpc::StatusCode::INVALID_ARGUMENT, "REQUEST_ID_REUSED", "request_id");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::REQUEST_ID_REUSED, "request_id");
 }
 
 TEST_F(ApiTest, BatchDecidesAllOfOneTypeOrNone) {
@@ -210,25 +211,25 @@ TEST_F(ApiTest, BatchDecidesAllOfOneTypeOrNone) {
   mixed.add_ids("act-1003-2");  // ISOLATE_DEVICE
   mixed.set_decision(v1::BATCH_DECISION_REJECT);
   grpc::Status status = actions_->BatchDecideActions(Context().get(), mixed, &response);
-  ExpectError(status, grpc::StatusCode::INVALID_ARGUMENT, "MIXED_ACTION_TYPES", "ids");
+  ExpectError(status, grpc::StatusCode::INVALID_ARGUMENT, v1::MIXED_ACTION_TYPES, "ids");
 
   v1::BatchDecideActionsRequest partly_decided;
   partly_decided.add_ids("act-1004-3");  // pending SOFT_DELETE_EMAIL
   partly_decided.add_ids("act-1004-1");  // already approved and completed
   partly_decided.set_decision(v1::BATCH_DECISION_APPROVE);
   status = actions_->BatchDecideActions(Context().get(), partly_decided, &response);
-  ExpectError(status, grpc::StatusCode::FAILED_PRECONDITION, "ACTION_NOT_PENDING");
+  ExpectError(status, grpc::StatusCode::FAILED_PRECONDITION, v1::ACTION_NOT_PENDING);
   EXPECT_EQ(DetailsOf(status).metadata["action_id"], "act-1004-1");
   EXPECT_EQ(ListActions("investigation_id = \"inv-1004\" AND state = STATE_PENDING").size(), 1u);
 
   v1::BatchDecideActionsRequest empty;
   empty.set_decision(v1::BATCH_DECISION_APPROVE);
   ExpectError(actions_->BatchDecideActions(Context().get(), empty, &response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ID", "ids");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_ID, "ids");
   v1::BatchDecideActionsRequest no_decision;
   no_decision.add_ids("act-1004-3");
   ExpectError(actions_->BatchDecideActions(Context().get(), no_decision, &response),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_DECISION", "decision");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_DECISION, "decision");
 }
 
 TEST_F(ApiTest, PagingWalksEveryRowOnceWithOpaqueTokens) {
@@ -254,7 +255,7 @@ TEST_F(ApiTest, PagingWalksEveryRowOnceWithOpaqueTokens) {
   other.set_page_token(page1.next_page_token());
   other.set_filter("state = STATE_PENDING");
   ExpectError(actions_->ListActions(Context().get(), other, &page1),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "page_token");
+              grpc::StatusCode::INVALID_ARGUMENT, v1::INVALID_PAGE_TOKEN, "page_token");
 }
 
 TEST_F(ApiTest, InvestigationsFilterAndSort) {
@@ -277,7 +278,7 @@ TEST_F(ApiTest, ExpiryAfterTheTtlTerminatesBySystem) {
   clock_.Advance(kDefaultActionTtl + absl::Seconds(1));
   v1::ApproveActionResponse approved;
   grpc::Status late = Approve("act-1005-1", &approved);
-  ExpectError(late, grpc::StatusCode::FAILED_PRECONDITION, "ACTION_NOT_PENDING");
+  ExpectError(late, grpc::StatusCode::FAILED_PRECONDITION, v1::ACTION_NOT_PENDING);
   EXPECT_EQ(DetailsOf(late).metadata["state"], "STATE_EXPIRED");
   auto expired = server_->expiry_sweeper().RunOnce();
   ASSERT_TRUE(expired.ok());

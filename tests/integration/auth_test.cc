@@ -172,7 +172,7 @@ TEST_F(AuthTest, RoleTimesRpcMatrix) {
                 GrpcStatusIs(grpc::StatusCode::UNAUTHENTICATED)) << rpc;
     grpc::Status denied = Call(rpc, kViewerToken);
     EXPECT_THAT(denied, GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED)) << rpc;
-    EXPECT_EQ(DetailsOf(denied).reason, "ROLE_REQUIRED");
+    EXPECT_EQ(DetailsOf(denied).reason, v1::ErrorReason_Name(v1::ROLE_REQUIRED));
     EXPECT_EQ(DetailsOf(denied).metadata["required_role"], "approver");
   }
   // Approvers and admins may decide (each on a fresh pending action).
@@ -250,7 +250,7 @@ TEST_F(PolicyTest, TwoPersonApprovalNeedsTwoDistinctApprovers) {
 
   grpc::Status again = actions_->ApproveAction(As(kApproverToken).get(), r, &out);
   EXPECT_THAT(again, GrpcStatusIs(grpc::StatusCode::FAILED_PRECONDITION));
-  EXPECT_EQ(DetailsOf(again).reason, "SAME_APPROVER");
+  EXPECT_EQ(DetailsOf(again).reason, v1::ErrorReason_Name(v1::SAME_APPROVER));
 
   ASSERT_TRUE(actions_->ApproveAction(As(kSecondApproverToken).get(), r, &out).ok());
   EXPECT_EQ(out.action().state(), Action::STATE_APPROVED);
@@ -415,32 +415,32 @@ class CallerGoneTest : public ::testing::Test {
   // The refusal as the handler sends it: absl code and reason, then the
   // grpc::Status the client sees.
   static void ExpectRefused(const absl::Status& status, absl::StatusCode code,
-                            grpc::StatusCode grpc_code, const std::string& reason) {
+                            grpc::StatusCode grpc_code, v1::ErrorReason reason) {
     EXPECT_EQ(status.code(), code) << status;
-    EXPECT_EQ(ErrorReason(status), reason);
+    EXPECT_EQ(ErrorReasonOf(status), reason);
     const grpc::Status sent = ToGrpcStatus(status);
     EXPECT_THAT(sent, GrpcStatusIs(grpc_code));
-    EXPECT_EQ(DetailsOf(sent).reason, reason);
+    EXPECT_EQ(DetailsOf(sent).reason, v1::ErrorReason_Name(reason));
   }
 };
 
 TEST_F(CallerGoneTest, ACancelledCallIsRefusedWithCallCancelled) {
   ExpectRefused(AccessControl::CheckCallerWaiting(/*cancelled=*/true,
                                                   kNow + std::chrono::hours(1), kNow),
-                absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED, "CALL_CANCELLED");
+                absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED, v1::CALL_CANCELLED);
 }
 
 TEST_F(CallerGoneTest, ACallPastItsDeadlineIsRefusedWithDeadlinePassed) {
   ExpectRefused(AccessControl::CheckCallerWaiting(/*cancelled=*/false,
                                                   kNow - std::chrono::microseconds(1), kNow),
                 absl::StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED,
-                "DEADLINE_PASSED");
+                v1::DEADLINE_PASSED);
 }
 
 TEST_F(CallerGoneTest, CancellationIsReportedBeforeAPassedDeadline) {
   ExpectRefused(AccessControl::CheckCallerWaiting(/*cancelled=*/true,
                                                   kNow - std::chrono::seconds(1), kNow),
-                absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED, "CALL_CANCELLED");
+                absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED, v1::CALL_CANCELLED);
 }
 
 TEST_F(CallerGoneTest, ACallWaitingUpToItsDeadlineIsServed) {

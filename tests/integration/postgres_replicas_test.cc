@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "air/v1/action_service.grpc.pb.h"
+#include "air/v1/error_reason.pb.h"
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/server.h"

@@ -106,7 +106,7 @@ TEST(ValidateUpstreamTest, RefusesEachKindOfMalformedRecord) {
     break_it(a);
     absl::Status s = ValidateUpstreamAction(a);
     EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument)) << name;
-    EXPECT_EQ(ErrorReason(s), "MALFORMED_UPSTREAM_RECORD") << name;
+    EXPECT_EQ(ErrorReasonOf(s), v1::MALFORMED_UPSTREAM_RECORD) << name;
   }
   // 2048 characters (not bytes) is still fine.
   upstream::v1::Action longest = GoodAction();
@@ -637,7 +637,8 @@ TEST_F(SimulatorTest, DecisionsAreIdempotentByRequestIdAndRunAfterTheirDelay) {
   other.set_request_id("someone-else");
   absl::StatusOr<upstream::v1::SubmitDecisionResponse> late = sim_->SubmitDecision(other);
   EXPECT_THAT(late, StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_EQ(ErrorReason(late.status()), "ACTION_NOT_PENDING");
+  EXPECT_EQ(ErrorReasonNameOf(late.status()),
+            upstream::v1::ErrorReason_Name(upstream::v1::ACTION_NOT_PENDING));
   EXPECT_EQ(sim_->stats().decisions_applied, 1);
   EXPECT_EQ(sim_->stats().duplicate_requests, 1);
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "air/v1/error_reason.pb.h"
 #include "domain/status_macros.h"
 #include "service/action_commands.h"
 #include "service/event_hub.h"
@@ -236,7 +237,7 @@ TEST_F(WatchTest, CursorAheadOfTheHeadIsInvalidArgument) {
   EXPECT_FALSE(stream.Next(&message));
   grpc::Status status = stream.reader->Finish();
   EXPECT_THAT(status, GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT));
-  EXPECT_EQ(DetailsOf(status).reason, "CURSOR_AHEAD");
+  EXPECT_EQ(DetailsOf(status).reason, v1::ErrorReason_Name(v1::CURSOR_AHEAD));
 }
 
 TEST_F(WatchTest, ExpiredCursorIsOutOfRangeNeverASilentSkip) {
@@ -253,7 +254,7 @@ TEST_F(WatchTest, ExpiredCursorIsOutOfRangeNeverASilentSkip) {
   EXPECT_FALSE(stream.Next(&message));
   grpc::Status status = stream.reader->Finish();
   EXPECT_THAT(status, GrpcStatusIs(grpc::StatusCode::OUT_OF_RANGE));
-  EXPECT_EQ(DetailsOf(status).reason, "CURSOR_EXPIRED");
+  EXPECT_EQ(DetailsOf(status).reason, v1::ErrorReason_Name(v1::CURSOR_EXPIRED));
 }
 
 TEST_F(WatchTest, IdleStreamsGetBookmarksWithTheHead) {

@@ -63,7 +63,7 @@ TEST(CallDrain, AccessControlRefusesEveryCallWhileDraining) {
   drain.BeginDraining();
   absl::StatusOr<Principal> refused = access.Check(context, Permission::kRead);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(ErrorReason(refused.status()), "SHUTTING_DOWN");
+  EXPECT_EQ(ErrorReasonOf(refused.status()), v1::SHUTTING_DOWN);
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ TEST(ActionFilter, RejectsBadInputWithFieldAndReason) {
        }) {
     auto filter = ParseActionFilter(bad);
     EXPECT_THAT(filter, StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
-    EXPECT_EQ(ErrorReason(filter.status()), "INVALID_FILTER") << bad;
+    EXPECT_EQ(ErrorReasonOf(filter.status()), v1::INVALID_FILTER) << bad;
     EXPECT_EQ(BadRequestField(filter.status()), "filter") << bad;
   }
   EXPECT_THAT(ParseActionFilter(std::string(2000, 'a')),

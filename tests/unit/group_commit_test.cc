@@ -122,14 +122,14 @@ TEST_F(GroupCommitTest, CommittedEventsArePublishedInSequence) {
 
 TEST_F(GroupCommitTest, AFailedCommitFailsEveryWriteAndPublishesNothing) {
   Start({absl::OkStatus(), MakeError(absl::StatusCode::kUnavailable, "disk full",
-                                     "STORAGE_FULL")});
+                                     v1::STORAGE_FULL)});
   EXPECT_THAT(committer_->Write(AppendOneEvent), StatusIs(absl::StatusCode::kUnavailable));
   committer_->Stop();
   EXPECT_TRUE(published().empty());
 }
 
 TEST_F(GroupCommitTest, AFailedBeginFailsTheWriteWithoutRunningIt) {
-  Start({MakeError(absl::StatusCode::kUnavailable, "unreachable", "STORAGE_UNAVAILABLE"),
+  Start({MakeError(absl::StatusCode::kUnavailable, "unreachable", v1::STORAGE_UNAVAILABLE),
          absl::OkStatus()});
   bool ran = false;
   EXPECT_THAT(committer_->Write([&](WriteTransaction&) {

@@ -88,7 +88,7 @@ TEST(ApplyDecision, SecondDecisionIsFailedPreconditionNamingState) {
   reject.outcome = v1::Decision::OUTCOME_REJECTED;
   absl::Status status = ApplyDecision(reject, kNow, action);
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_EQ(ErrorReason(status), "ACTION_NOT_PENDING");
+  EXPECT_EQ(ErrorReasonOf(status), v1::ACTION_NOT_PENDING);
   EXPECT_EQ(ErrorMetadata(status, "state"), "STATE_APPROVED");
   EXPECT_EQ(action.state(), Action::STATE_APPROVED);
 }

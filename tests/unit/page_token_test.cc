@@ -23,7 +23,7 @@ TEST(PageToken, RejectsTokensOfAnotherQuery) {
   const std::string token = EncodePageToken({5, "a"}, fp);
   auto decoded = DecodePageToken(token, other);
   EXPECT_THAT(decoded, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(ErrorReason(decoded.status()), "INVALID_PAGE_TOKEN");
+  EXPECT_EQ(ErrorReasonOf(decoded.status()), v1::INVALID_PAGE_TOKEN);
   EXPECT_EQ(BadRequestField(decoded.status()), "page_token");
 }
 

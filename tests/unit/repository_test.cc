@@ -306,7 +306,7 @@ TEST_P(RepositoryTest, BatchRefusesMixedTypes) {
   Seed("inv-2", 1, v1::ACTION_TYPE_ISOLATE_DEVICE);
   auto batch = Decide({"inv-1-a0", "inv-2-a0"}, v1::Decision::OUTCOME_APPROVED);
   EXPECT_THAT(batch, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(ErrorReason(batch.status()), "MIXED_ACTION_TYPES");
+  EXPECT_EQ(ErrorReasonOf(batch.status()), v1::MIXED_ACTION_TYPES);
   EXPECT_EQ(repo_->actions().GetAction("inv-1-a0")->state(), Action::STATE_PENDING);
 }
 
@@ -322,7 +322,7 @@ TEST_P(RepositoryTest, ReplayedRequestIdReturnsFirstResultUnchanged) {
   EXPECT_EQ(repo_->events().GetEventLogBounds()->head, head);
   auto reused = Decide({"inv-1-a0"}, v1::Decision::OUTCOME_REJECTED, "req-1");
   EXPECT_THAT(reused, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(ErrorReason(reused.status()), "REQUEST_ID_REUSED");
+  EXPECT_EQ(ErrorReasonOf(reused.status()), v1::REQUEST_ID_REUSED);
 }
 
 TEST_P(RepositoryTest, AFailedWriteRollsBackAloneInItsBatch) {

@@ -21,7 +21,7 @@ TEST(ValidateId, RejectsEmptyMalformedAndLong) {
                                 std::string("id\0x", 4)}) {
     absl::Status s = ValidateId("id", bad);
     EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
-    EXPECT_EQ(ErrorReason(s), "INVALID_ID");
+    EXPECT_EQ(ErrorReasonOf(s), v1::INVALID_ID);
     EXPECT_EQ(BadRequestField(s), "id");
   }
 }
@@ -34,10 +34,10 @@ TEST(ValidateComment, CountsCodePointsAndRejectsInvalidUtf8) {
   AIR_ASSERT_OK(ValidateComment("comment", long_ok));
   absl::Status too_long = ValidateComment("comment", long_ok + "x");
   EXPECT_THAT(too_long, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(ErrorReason(too_long), "COMMENT_TOO_LONG");
+  EXPECT_EQ(ErrorReasonOf(too_long), v1::COMMENT_TOO_LONG);
   for (const char* bad : {"\xff", "\xc3", "\xe2\x82", "\xc0\xaf", "\xed\xa0\x80"}) {
     absl::Status s = ValidateComment("comment", bad);
-    EXPECT_EQ(ErrorReason(s), "INVALID_UTF8") << s;
+    EXPECT_EQ(ErrorReasonOf(s), v1::INVALID_UTF8) << s;
   }
 }
 
@@ -58,18 +58,18 @@ TEST(ValidateDecision, ChecksIdThenCommentThenRequestId) {
     const char* comment;
     const char* request_id;
     const char* field;
-    const char* reason;
+    v1::ErrorReason reason;
   } kCases[] = {
-      {"", "ok", "", "id", "INVALID_ID"},
-      {"bad id", "\xff", "bad request", "id", "INVALID_ID"},  // the first bad field
-      {"act-1", "\xff", "bad request", "comment", "INVALID_UTF8"},
-      {"act-1", "ok", "bad request", "request_id", "INVALID_REQUEST_ID"},
+      {"", "ok", "", "id", v1::INVALID_ID},
+      {"bad id", "\xff", "bad request", "id", v1::INVALID_ID},  // the first bad field
+      {"act-1", "\xff", "bad request", "comment", v1::INVALID_UTF8},
+      {"act-1", "ok", "bad request", "request_id", v1::INVALID_REQUEST_ID},
   };
   for (const auto& c : kCases) {
     absl::Status s = ValidateDecision(c.id, c.comment, c.request_id);
     EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument)) << c.field;
     EXPECT_EQ(BadRequestField(s), c.field);
-    EXPECT_EQ(ErrorReason(s), c.reason);
+    EXPECT_EQ(ErrorReasonOf(s), c.reason);
   }
 }
 

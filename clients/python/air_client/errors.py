@@ -33,7 +33,13 @@ class AirError(Exception):
         return self.code in RETRYABLE
 
     def is_(self, code, reason=None):
-        return self.code == code and (reason is None or self.reason == reason)
+        """True for `code` and, if given, `reason`: a generated air.v1.ErrorReason
+        constant (stubs.load().error_reason_pb2.ACTION_NOT_PENDING) or its name."""
+        if reason is None:
+            return self.code == code
+        if not isinstance(reason, str):
+            reason = stubs.load().error_reason_pb2.ErrorReason.Name(reason)
+        return self.code == code and self.reason == reason
 
     @classmethod
     def from_rpc_error(cls, error):

@@ -18,6 +18,7 @@ _MODULES = {
     "action_pb2": "air.v1.action_pb2",
     "investigation_pb2": "air.v1.investigation_pb2",
     "event_pb2": "air.v1.event_pb2",
+    "error_reason_pb2": "air.v1.error_reason_pb2",
     "action_service_pb2": "air.v1.action_service_pb2",
     "action_service_pb2_grpc": "air.v1.action_service_pb2_grpc",
     "investigation_service_pb2": "air.v1.investigation_service_pb2",
