@@ -61,8 +61,7 @@ ABSL_FLAG(bool, allow_insecure, false,
           "serve a non-loopback address without TLS and authentication (logged loudly)");
 ABSL_FLAG(std::string, upstream, "",
           "upstream engine to sync investigations and actions with and deliver "
-          "decisions to: HOST:PORT (air.upstream.v1.UpstreamService), \"sim\" for the "
-          "built-in simulator, or empty for none");
+          "decisions to: HOST:PORT (air.upstream.v1.UpstreamService), or empty for none");
 ABSL_FLAG(absl::Duration, upstream_outage, absl::Minutes(5),
           "after this long without a successful sync (or with decision delivery "
           "failing), health reports NOT_SERVING for air.v1.SyncService");
@@ -78,11 +77,6 @@ ABSL_FLAG(std::string, upstream_token_file, "",
           "file holding the bearer token aird sends to the upstream (needs --upstream_ca)");
 ABSL_FLAG(int, upstream_page_size, 1000, "changes per ListChanges page (one transaction)");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(10), "deadline of each upstream call");
-ABSL_FLAG(double, sim_arrival_rate, 0.5,
-          "with --upstream=sim: new investigations per second");
-ABSL_FLAG(double, sim_failure_rate, 0.1,
-          "with --upstream=sim: share of approved actions whose remediation fails");
-ABSL_FLAG(uint64_t, sim_seed, 1, "with --upstream=sim: random seed of the story");
 ABSL_FLAG(std::string, http_listen, "",
           "HOST:PORT for the web console and its JSON API (HTTPS when --tls_cert is "
           "set; port 0 picks a free port); empty: no HTTP");
@@ -247,13 +241,6 @@ int main(int argc, char** argv) {
     options.upstream.delivery.rpc_timeout = absl::GetFlag(FLAGS_upstream_timeout);
   }
   options.upstream.sync.action_ttl = options.action_ttl;
-  if (given("sim_arrival_rate")) {
-    options.upstream.simulator.arrival_rate = absl::GetFlag(FLAGS_sim_arrival_rate);
-  }
-  if (given("sim_failure_rate")) {
-    options.upstream.simulator.failure_rate = absl::GetFlag(FLAGS_sim_failure_rate);
-  }
-  if (given("sim_seed")) options.upstream.simulator.seed = absl::GetFlag(FLAGS_sim_seed);
 
   if (given("metrics_listen")) options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (given("health_listen")) options.health_listen = absl::GetFlag(FLAGS_health_listen);

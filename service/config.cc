@@ -151,22 +151,6 @@ absl::Status ApplyConfig(const config::v1::ServerConfig& config, ServerOptions& 
       options.upstream.sync.rpc_timeout = timeout;
       options.upstream.delivery.rpc_timeout = timeout;
     }
-    const config::v1::SimulatorConfig& sim = up.simulator();
-    if (sim.has_arrival_rate()) {
-      if (!(sim.arrival_rate() >= 0)) {
-        return InvalidField("upstream.simulator.arrival_rate", "must not be negative",
-                            "INVALID_CONFIG");
-      }
-      options.upstream.simulator.arrival_rate = sim.arrival_rate();
-    }
-    if (sim.has_failure_rate()) {
-      if (!(sim.failure_rate() >= 0 && sim.failure_rate() <= 1)) {
-        return InvalidField("upstream.simulator.failure_rate", "must be between 0 and 1",
-                            "INVALID_CONFIG");
-      }
-      options.upstream.simulator.failure_rate = sim.failure_rate();
-    }
-    if (sim.seed() != 0) options.upstream.simulator.seed = sim.seed();
   }
 
   if (!config.metrics_listen().empty()) {
