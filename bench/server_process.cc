@@ -455,8 +455,7 @@ absl::StatusOr<std::string> Mixed(AirServer& server, int64_t start, int64_t coun
 // Ingest through the real sync path (issue 4): an upstream simulator served
 // on a loopback port in this process, preloaded with a backlog of at least
 // `actions` actions, drained by an UpstreamSyncWorker into this server's
-// repository, one ListChanges page (one transaction) at a time. The setup
-// mirrors sim/ingest_bench.cc.
+// repository, one ListChanges page (one transaction) at a time.
 absl::StatusOr<std::string> SyncIngest(AirServer& server, int64_t actions, int page_size,
                                        int64_t run) {
   sim::SimulatorOptions sim_options;

@@ -77,8 +77,7 @@ ABSL_FLAG(bool, allow_insecure, Defaults().allow_insecure,
           "serve a non-loopback address without TLS and authentication (logged loudly)");
 ABSL_FLAG(std::string, upstream, Defaults().upstream.target,
           "upstream engine to sync investigations and actions with and deliver "
-          "decisions to: HOST:PORT (air.upstream.v1.UpstreamService), \"sim\" for the "
-          "built-in simulator, or empty for none");
+          "decisions to: HOST:PORT (air.upstream.v1.UpstreamService), or empty for none");
 ABSL_FLAG(absl::Duration, upstream_outage, Defaults().upstream.outage_threshold,
           "after this long without a successful sync (or with decision delivery "
           "failing), health reports NOT_SERVING for air.v1.SyncService");
@@ -97,12 +96,6 @@ ABSL_FLAG(int, upstream_page_size, Defaults().upstream.sync.page_size,
           "changes per ListChanges page (one transaction)");
 ABSL_FLAG(absl::Duration, upstream_timeout, Defaults().upstream.sync.rpc_timeout,
           "deadline of each upstream call");
-ABSL_FLAG(double, sim_arrival_rate, Defaults().upstream.simulator.arrival_rate,
-          "with --upstream=sim: new investigations per second");
-ABSL_FLAG(double, sim_failure_rate, Defaults().upstream.simulator.failure_rate,
-          "with --upstream=sim: share of approved actions whose remediation fails");
-ABSL_FLAG(uint64_t, sim_seed, Defaults().upstream.simulator.seed,
-          "with --upstream=sim: random seed of the story");
 ABSL_FLAG(std::string, http_listen, Defaults().http_listen_address,
           "HOST:PORT for the web console and its JSON API (HTTPS when --tls_cert is "
           "set; port 0 picks a free port); empty: no HTTP");
@@ -163,9 +156,6 @@ constexpr SettingFlag kSettingFlags[] = {
     {"upstream_token_file", "upstream.token_file"},
     {"upstream_page_size", "upstream.page_size"},
     {"upstream_timeout", "upstream.timeout"},
-    {"sim_arrival_rate", "upstream.simulator.arrival_rate"},
-    {"sim_failure_rate", "upstream.simulator.failure_rate"},
-    {"sim_seed", "upstream.simulator.seed"},
     {"http_listen", "http_listen"},
     {"http_port_file", "http_port_file"},
     {"port_file", "port_file"},

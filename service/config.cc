@@ -111,14 +111,6 @@ absl::Status ValidateUpstream(const config::v1::UpstreamConfig& up) {
                    absl::StrCat("must be between 1 and ", kMaxUpstreamPageSize));
   }
   if (up.has_timeout()) AIR_RETURN_IF_ERROR(CheckPositive(up.timeout(), "upstream.timeout"));
-  const config::v1::SimulatorConfig& sim = up.simulator();
-  // Written so that NaN fails too.
-  if (sim.has_arrival_rate() && !(sim.arrival_rate() >= 0)) {
-    return Invalid("upstream.simulator.arrival_rate", "must not be negative");
-  }
-  if (sim.has_failure_rate() && !(sim.failure_rate() >= 0 && sim.failure_rate() <= 1)) {
-    return Invalid("upstream.simulator.failure_rate", "must be between 0 and 1");
-  }
   return absl::OkStatus();
 }
 
@@ -272,10 +264,6 @@ absl::StatusOr<ServerOptions> ToServerOptions(const ServerConfig& config) {
   }
   // Synced actions without an expire time get the same time to live.
   options.upstream.sync.action_ttl = options.action_ttl;
-  const config::v1::SimulatorConfig& sim = up.simulator();
-  if (sim.has_arrival_rate()) options.upstream.simulator.arrival_rate = sim.arrival_rate();
-  if (sim.has_failure_rate()) options.upstream.simulator.failure_rate = sim.failure_rate();
-  if (sim.has_seed()) options.upstream.simulator.seed = sim.seed();
 
   options.metrics_listen = config.metrics_listen();
   options.http_listen_address = config.http_listen();

@@ -69,8 +69,8 @@ struct ServerOptions {
   // Largest request message accepted, in bytes.
   int max_receive_message_bytes = 1 << 20;
   WatchLimits watch_limits;
-  // The upstream engine to sync with (target "" = none, "sim" = the
-  // in-process simulator, else HOST:PORT), and how.
+  // The upstream engine to sync with (target "" = none, else HOST:PORT),
+  // and how.
   UpstreamOptions upstream;
   // TLS; empty means plaintext.
   TlsOptions tls;

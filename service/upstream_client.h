@@ -1,8 +1,7 @@
 // The client side of air.upstream.v1.UpstreamService, as the sync worker and
 // decision delivery see it. An interface so that tests and benchmarks can
 // put a fault-injecting or in-process upstream behind it; the production
-// implementation is a gRPC stub on a channel (to a remote upstream, or an
-// in-process channel to the simulator).
+// implementation is a gRPC stub on a channel to the upstream.
 //
 // Thread-safe. Errors are the upstream's canonical codes as absl::Status
 // (the ErrorInfo reason, if any, is kept in the message); a call that

@@ -8,7 +8,6 @@
 #include "domain/status_macros.h"
 #include "service/server.h"
 #include "service/sync_service.h"
-#include "sim/sim_server.h"
 #include "spdlog/spdlog.h"
 
 namespace air {
@@ -74,25 +73,19 @@ absl::StatusOr<std::unique_ptr<UpstreamLink>> UpstreamLink::Create(
   link->service_ = std::make_unique<SyncServiceImpl>(repository, *link->monitor_, access);
   if (options.target.empty()) return link;
 
-  std::shared_ptr<grpc::Channel> channel;
-  if (options.target == "sim") {
-    link->simulator_ = std::make_unique<sim::UpstreamSimulator>(options.simulator, clock);
-    AIR_ASSIGN_OR_RETURN(link->sim_server_, sim::SimServer::Start(*link->simulator_, ""));
-    channel = link->sim_server_->InProcessChannel();
-  } else {
-    if (options.target.find(':') == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--upstream must be HOST:PORT or \"sim\", not \"", options.target, "\""));
-    }
-    grpc::ChannelArguments args;
-    // Reconnect quickly once an upstream comes back; our own backoff paces
-    // the calls.
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-    args.SetMaxReceiveMessageSize(64 << 20);  // large pages
-    AIR_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
-                         UpstreamCredentials(options));
-    channel = grpc::CreateCustomChannel(options.target, credentials, args);
+  if (options.target.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--upstream must be HOST:PORT, not \"", options.target, "\""));
   }
+  grpc::ChannelArguments args;
+  // Reconnect quickly once an upstream comes back; our own backoff paces
+  // the calls.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  args.SetMaxReceiveMessageSize(64 << 20);  // large pages
+  AIR_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                       UpstreamCredentials(options));
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, credentials, args);
   link->client_ = NewGrpcUpstreamClient(std::move(channel));
   absl::MutexLock lock(&link->workers_mu_);
   link->MakeWorkers();
@@ -162,7 +155,6 @@ void UpstreamLink::Stop() {
   }
   // Nothing may report health once the server is going away.
   set_health_ = nullptr;
-  if (sim_server_ != nullptr) sim_server_->Shutdown();
 }
 
 void UpstreamLink::OnCommit(const std::vector<v1::Event>& events) {

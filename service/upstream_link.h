@@ -1,8 +1,7 @@
 // UpstreamLink: everything aird runs to stay in step with an upstream
 // engine, wired in one place so AirServer only creates, starts and stops it:
-// the upstream client (a gRPC channel to HOST:PORT, or an in-process
-// channel to a simulator it owns), the sync worker, decision delivery, the
-// SyncMonitor, and the air.v1.SyncService handler.
+// the upstream client (a gRPC channel to HOST:PORT), the sync worker,
+// decision delivery, the SyncMonitor, and the air.v1.SyncService handler.
 //
 // Without an upstream (target ""), the link still serves GetSyncStatus
 // (STATE_DISABLED) and health stays SERVING, but nothing syncs; decisions
@@ -23,7 +22,6 @@
 #include "domain/clock.h"
 #include "service/sync_monitor.h"
 #include "service/upstream_sync_worker.h"
-#include "sim/upstream_simulator.h"
 #include "storage/storage.h"
 
 namespace grpc {
@@ -32,15 +30,11 @@ class Service;
 
 namespace air {
 
-namespace sim {
-class SimServer;
-}  // namespace sim
 class SyncServiceImpl;
 class AccessControl;
 
 struct UpstreamOptions {
-  // "" = no upstream; "sim" = run the simulator in-process; otherwise the
-  // upstream's "HOST:PORT".
+  // "" = no upstream; otherwise the upstream's "HOST:PORT".
   std::string target;
   // TLS to the upstream: the PEM file of the CA that signs its certificate
   // (empty: plaintext, allowed only to a loopback address unless
@@ -59,8 +53,6 @@ struct UpstreamOptions {
   absl::Duration outage_threshold = absl::Minutes(5);
   UpstreamSyncOptions sync;
   DecisionDeliveryOptions delivery;
-  // For target "sim": the simulator's story and faults.
-  sim::SimulatorOptions simulator;
 };
 
 class UpstreamLink {
@@ -90,8 +82,6 @@ class UpstreamLink {
   void OnCommit(const std::vector<v1::Event>& events);
 
   const SyncMonitor& monitor() const { return *monitor_; }
-  // The in-process simulator for target "sim"; null otherwise.
-  sim::UpstreamSimulator* simulator() { return simulator_.get(); }
   // The workers, for tests that step them; null without an upstream.
   UpstreamSyncWorker* sync_worker() {
     absl::MutexLock lock(&workers_mu_);
@@ -115,8 +105,6 @@ class UpstreamLink {
   Storage& repository_;
   const UpstreamOptions options_;
   std::function<void(bool)> set_health_;
-  std::unique_ptr<sim::UpstreamSimulator> simulator_;
-  std::unique_ptr<sim::SimServer> sim_server_;
   std::unique_ptr<UpstreamClient> client_;
   std::unique_ptr<SyncMonitor> monitor_;
   // Guards the workers' lifetime against OnCommit on the writer thread.

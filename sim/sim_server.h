@@ -1,6 +1,6 @@
 // The gRPC face of the simulator: air.upstream.v1.UpstreamService over an
-// UpstreamSimulator, served on a TCP port (air-upstream-sim, tests) or only
-// in-process (aird --upstream=sim). Adds the latency fault, and can really
+// UpstreamSimulator, served on a TCP port (air-upstream-sim, tests,
+// air-bench) or only in-process. Adds the latency fault, and can really
 // crash and restart its server (connections and calls in flight are lost;
 // the simulator's state, like a real engine's database, survives).
 #ifndef AIR_SIM_SIM_SERVER_H_

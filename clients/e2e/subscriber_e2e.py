@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """End-to-end test of a SOAR subscriber (Python or Node) against a real aird.
 
-    subscriber_e2e.py --aird build/service/aird --stubs GEN_DIR [--upstream sim] \
+    subscriber_e2e.py --aird build/service/aird --stubs GEN_DIR \
+        [--upstream sim --upstream-sim build/sim/air-upstream-sim] \
         -- SUBSCRIBER_COMMAND...
 
 Starts aird on port 0 with a temporary database (--demo data: 12 pending
 actions, 4 of them soft deletes or URL blocks in malicious investigations;
-with --upstream=sim also a stream of new ones), then runs the subscriber
+with --upstream sim also a stream of new ones from an air-upstream-sim
+process on a port it picks), then runs the subscriber
 through the failures it must survive:
   1. a crash (SIGKILL) right after a decision and before the cursor is saved,
   2. a restart that finishes the job, then a SIGKILL from outside,
@@ -103,6 +105,41 @@ class Aird:
             assert self.proc.returncode == 0, f"aird exited with {self.proc.returncode}"
 
 
+class UpstreamSim:
+    """air-upstream-sim on a loopback port it picks: the upstream aird syncs with."""
+
+    def __init__(self, binary, work, extra):
+        self.binary, self.work, self.extra = binary, work, extra
+        self.proc = None
+        self.port = 0
+
+    def start(self):
+        port_file = os.path.join(self.work, "upstream-sim.port")
+        log = open(os.path.join(self.work, "air-upstream-sim.log"), "w")
+        cmd = [self.binary, "--listen=127.0.0.1:0", f"--port_file={port_file}", *self.extra]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"air-upstream-sim exited with {self.proc.returncode}; "
+                                     f"see {log.name}")
+            if os.path.exists(port_file):
+                with open(port_file) as f:
+                    return f.read().strip()
+            return None
+        self.port = int(wait_until("air-upstream-sim's port file", ready))
+        say(f"air-upstream-sim serving on {self.target} ({' '.join(cmd[1:])})")
+
+    @property
+    def target(self):
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
 class Subscriber:
     """One run of the subscriber; collects its stdout lines."""
 
@@ -165,10 +202,10 @@ class Scenario:
         for name in ("soar-bot", "wrong"):
             with open(os.path.join(self.work, f"{name}.token"), "w") as f:
                 f.write(self.tokens[name] + "\n")
-        extra = [f"--tokens_file={tokens_file}"]
+        self.upstream_sim = None
         if args.upstream == "sim":
-            extra += ["--upstream=sim", "--sim_arrival_rate=5"]
-        self.aird = Aird(args.aird, self.work, extra)
+            self.upstream_sim = UpstreamSim(args.upstream_sim, self.work, ["--arrival_rate=5"])
+        self.aird = Aird(args.aird, self.work, [f"--tokens_file={tokens_file}"])
         self.cursor_file = os.path.join(self.work, "subscriber.cursor")
         self.runs = 0
         self.subs = []
@@ -236,6 +273,9 @@ class Scenario:
         if self.aird.proc and self.aird.proc.poll() is None:
             self.aird.proc.kill()
             self.aird.proc.wait()
+        if self.upstream_sim and self.upstream_sim.proc and self.upstream_sim.proc.poll() is None:
+            self.upstream_sim.proc.kill()
+            self.upstream_sim.proc.wait()
         if not ok:
             for name in sorted(os.listdir(self.work)):
                 if name.endswith(".log"):
@@ -245,6 +285,9 @@ class Scenario:
 
     # --- the scenario ---------------------------------------------------------
     def run(self):
+        if self.upstream_sim:
+            self.upstream_sim.start()
+            self.aird.extra.append(f"--upstream={self.upstream_sim.target}")
         self.aird.start()
         self.connect()
         verdict = self.verdicts()
@@ -325,6 +368,7 @@ class Scenario:
         if self.args.upstream == "sim":
             say("7. stop the simulator; the subscriber catches up; nothing matching is left")
             self.aird.stop()
+            self.upstream_sim.stop()
             self.aird.extra = [f for f in self.aird.extra if f.startswith("--tokens_file")]
             self.aird.start()
             self.connect()
@@ -431,7 +475,9 @@ def main():
     p.add_argument("--aird", required=True)
     p.add_argument("--stubs", required=True, help="generated Python code for this driver")
     p.add_argument("--work", default=tempfile.gettempdir())
-    p.add_argument("--upstream", choices=["", "sim"], default="")
+    p.add_argument("--upstream", choices=["", "sim"], default="",
+                   help="sim: feed aird from an air-upstream-sim process")
+    p.add_argument("--upstream-sim", help="the air-upstream-sim binary (for --upstream sim)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("subscriber", nargs=argparse.REMAINDER)
     args = p.parse_args()
@@ -439,6 +485,8 @@ def main():
         args.subscriber = args.subscriber[1:]
     if not args.subscriber:
         p.error("give the subscriber command after --")
+    if args.upstream == "sim" and not args.upstream_sim:
+        p.error("--upstream sim needs --upstream-sim")
     scenario = Scenario(args)
     ok = False
     try:

@@ -572,21 +572,27 @@ TEST_F(UpstreamSyncTest, SyncStatusNeedsAReader) {
   EXPECT_EQ(response.status().upstream(), absl::StrCat("127.0.0.1:", sim_server_->port()));
 }
 
-// ---- The in-process simulator (aird --upstream=sim) -------------------------
+// ---- The simulator's own story (the quick start's upstream) ----------------
 
-TEST(InProcessSimulatorTest, FeedsAirdInvestigationsAndPendingActions) {
+// Arrivals on the simulator's clock become investigations and pending
+// actions in aird, with nothing but the upstream's address configured.
+TEST(SimulatorStoryTest, FeedsAirdInvestigationsAndPendingActions) {
   TempDir dir;
   ManualClock clock(kStart);
+  sim::SimulatorOptions sim_options;
+  sim_options.arrival_rate = 2;
+  sim_options.clean_fraction = 0;
+  sim_options.analysis_delay = absl::ZeroDuration();
+  sim::UpstreamSimulator simulator(sim_options, &clock);
+  auto sim_server = sim::SimServer::Start(simulator, "127.0.0.1:0");
+  ASSERT_TRUE(sim_server.ok()) << sim_server.status();
   ServerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.db_path = dir.File("air.db");
   options.housekeeping_interval = absl::ZeroDuration();
   options.clock = &clock;
-  options.upstream.target = "sim";
+  options.upstream.target = absl::StrCat("127.0.0.1:", (*sim_server)->port());
   options.upstream.sync.poll_interval = absl::Milliseconds(10);
-  options.upstream.simulator.arrival_rate = 2;
-  options.upstream.simulator.clean_fraction = 0;
-  options.upstream.simulator.analysis_delay = absl::ZeroDuration();
   auto server = AirServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   clock.Advance(absl::Seconds(10));  // about 20 investigations arrive
@@ -597,9 +603,7 @@ TEST(InProcessSimulatorTest, FeedsAirdInvestigationsAndPendingActions) {
     absl::StatusOr<ActionPage> page = (*server)->storage().actions().ListActions(pending);
     return page.ok() && page->actions.size() >= 10;
   }));
-  sim::UpstreamSimulator* simulator = (*server)->upstream().simulator();
-  ASSERT_NE(simulator, nullptr);
-  EXPECT_GE(simulator->stats().investigations, 10);
+  EXPECT_GE(simulator.stats().investigations, 10);
 }
 
 // TLS and a bearer token on the upstream link: the simulator serves TLS with

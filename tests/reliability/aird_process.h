@@ -48,6 +48,47 @@ inline std::string MakeTempDir() {
   return pattern;
 }
 
+// Forks and execs `args` (args[0] is the binary) with stdout and stderr
+// appended to `log_file`. Returns the child's pid, or -1 if fork failed.
+inline pid_t SpawnLogged(std::vector<std::string> args, const std::string& log_file) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Polls `port_file` (written by the child once it serves) for a port. Returns
+// the port, or -1 on timeout or if the child exits first (then *pid becomes
+// -1 and *exit_status holds its wait status).
+inline int WaitForPortFile(const std::string& port_file, double timeout_s, pid_t* pid,
+                           int* exit_status) {
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < until) {
+    std::ifstream in(port_file);
+    int port = 0;
+    if (in >> port && port > 0) return port;
+    int status = 0;
+    if (waitpid(*pid, &status, WNOHANG) == *pid) {
+      *pid = -1;
+      *exit_status = status;
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+
 // One aird child process. Start() waits for --port_file (written once the
 // server serves), or for the child to exit.
 class AirdProcess {
@@ -70,37 +111,10 @@ class AirdProcess {
     std::vector<std::string> args = {binary_, "--listen=" + listen, "--db=" + db,
                                      "--port_file=" + port_file};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(static_cast<int>(timeout_s * 1000));
-    while (std::chrono::steady_clock::now() < until) {
-      std::ifstream in(port_file);
-      int port = 0;
-      if (in >> port && port > 0) {
-        port_ = port;
-        return port;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        exit_status_ = status;
-        return -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return -1;
+    pid_ = SpawnLogged(std::move(args), log_file);
+    const int port = WaitForPortFile(port_file, timeout_s, &pid_, &exit_status_);
+    if (port > 0) port_ = port;
+    return port;
   }
 
   void Kill(int sig = SIGKILL) {
@@ -132,6 +146,44 @@ class AirdProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_status_ = 0;
+};
+
+// An air-upstream-sim child process on a loopback port it picks: the
+// upstream that keeps feeding aird new investigations. Killed (SIGKILL) with
+// this object.
+class UpstreamSimProcess {
+ public:
+  UpstreamSimProcess(std::string binary, std::string dir)
+      : binary_(std::move(binary)), dir_(std::move(dir)) {}
+  ~UpstreamSimProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // `story` holds the simulator's own flags (--arrival_rate=..., faults).
+  // Returns the port, or -1 if it did not come up.
+  int Start(const std::vector<std::string>& story, double timeout_s = 30) {
+    const std::string port_file = dir_ + "/upstream-sim.port";
+    unlink(port_file.c_str());
+    std::vector<std::string> args = {binary_, "--listen=127.0.0.1:0",
+                                     "--port_file=" + port_file};
+    args.insert(args.end(), story.begin(), story.end());
+    pid_ = SpawnLogged(std::move(args), log_file());
+    int exit_status = 0;
+    port_ = WaitForPortFile(port_file, timeout_s, &pid_, &exit_status);
+    return port_;
+  }
+  // aird's --upstream value.
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string log_file() const { return dir_ + "/air-upstream-sim.log"; }
+
+ private:
+  std::string binary_;
+  std::string dir_;
+  pid_t pid_ = -1;
+  int port_ = -1;
 };
 
 // Resident set size of `pid` in KiB (VmRSS in /proc/<pid>/status), or -1.

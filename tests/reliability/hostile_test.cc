@@ -1,5 +1,5 @@
-// Hostile clients (issue 8) against a real aird fed by its built-in upstream
-// simulator (so events keep flowing):
+// Hostile clients (issue 8) against a real aird fed by an air-upstream-sim
+// process (so events keep flowing):
 //   - oversized messages (> 1 MiB): RESOURCE_EXHAUSTED;
 //   - thousands of TCP connections and gRPC channels opened and dropped;
 //   - WatchActions streams opened and never read while events flow;
@@ -7,7 +7,7 @@
 //   - invalid UTF-8 in every kind of string field.
 // The server must stay up (a normal call succeeds after every phase) and its
 // RSS (/proc/<pid>/status VmRSS) must stay bounded.
-// Usage: air_hostile_test --aird=PATH [--long] [--only=12345]
+// Usage: air_hostile_test --aird=PATH --upstream_sim=PATH [--long] [--only=12345]
 //          [--deadline_calls=unary|watch|both] [--deadline_ms=1] [--linger=S]
 // Known failure (issue 8 report, CTest air_hostile_deadline_leak, disabled):
 // after fat events (phase 3), 1 ms-deadline ListActions calls leave about
@@ -72,15 +72,21 @@ std::string Codes(const std::map<int, int>& m) {
 int Run(int argc, char** argv) {
   const bool long_form = LongForm(argc, argv);
   const std::string aird = Flag(argc, argv, "aird", "");
-  if (aird.empty()) {
-    std::fprintf(stderr, "usage: air_hostile_test --aird=PATH [--long]\n");
+  const std::string upstream_sim = Flag(argc, argv, "upstream_sim", "");
+  if (aird.empty() || upstream_sim.empty()) {
+    std::fprintf(stderr, "usage: air_hostile_test --aird=PATH --upstream_sim=PATH [--long]\n");
     return 2;
   }
   const int scale = long_form ? 10 : 1;
   const std::string dir = MakeTempDir();
+  UpstreamSimProcess upstream(upstream_sim, dir);
+  if (upstream.Start({"--arrival_rate=20"}) <= 0) {
+    std::fprintf(stderr, "air-upstream-sim did not start; log %s\n", upstream.log_file().c_str());
+    return 2;
+  }
   AirdProcess process(aird, dir);
   const int port = process.Start("127.0.0.1:0", dir + "/air.db",
-                                 {"--demo", "--upstream=sim", "--sim_arrival_rate=20",
+                                 {"--demo", "--upstream=" + upstream.target(),
                                   "--upstream_poll_interval=50ms"});
   if (port <= 0) {
     std::fprintf(stderr, "aird did not start; log %s\n", process.log_file().c_str());

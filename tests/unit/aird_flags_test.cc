@@ -52,8 +52,6 @@ TEST(AirdFlags, AFlagIsRefusedAsTheSameValueInAFile) {
       {"--max_events=0", "max_events: 0", "max_events"},
       {"--max_snapshot_actions=0", "limits { max_snapshot_actions: 0 }",
        "limits.max_snapshot_actions"},
-      {"--sim_failure_rate=1.5", "upstream { simulator { failure_rate: 1.5 } }",
-       "upstream.simulator.failure_rate"},
       {"--log_format=xml", "log { format: \"xml\" }", "log.format"},
       {"--metrics_listen=9464", "metrics_listen: \"9464\"", "metrics_listen"},
       {"--tls_cert=a.pem", "tls { cert_file: \"a.pem\" }", "tls.key_file"},
@@ -107,23 +105,21 @@ TEST(AirdFlags, AFlagOverridesTheFileAndAnUnsetFlagKeepsIt) {
   const std::string file = WriteFile(dir, "aird.textproto", R"pb(
     action_ttl { seconds: 3600 }
     demo: true
-    upstream { target: "sim" page_size: 250 simulator { seed: 9 } }
+    upstream { target: "127.0.0.1:50061" page_size: 250 }
     log { level: "debug" }
     limits { default_heartbeat { seconds: 5 } }
   )pb");
   absl::FlagSaver restore_flags;
   absl::StatusOr<ServerOptions> options = OptionsFromCommandLine(
-      {"--config=" + file, "--action_ttl=2h", "--nodemo", "--upstream-page-size", "40",
-       "--sim_seed=0"});
+      {"--config=" + file, "--action_ttl=2h", "--nodemo", "--upstream-page-size", "40"});
   AIR_ASSERT_OK(options);
   // Given on the command line: the flag wins, false and zero included.
   EXPECT_EQ(options->action_ttl, absl::Hours(2));
   EXPECT_EQ(options->upstream.sync.action_ttl, absl::Hours(2));
   EXPECT_FALSE(options->demo);
   EXPECT_EQ(options->upstream.sync.page_size, 40);
-  EXPECT_EQ(options->upstream.simulator.seed, 0u);
   // Not given: the file's value, not the flag's default.
-  EXPECT_EQ(options->upstream.target, "sim");
+  EXPECT_EQ(options->upstream.target, "127.0.0.1:50061");
   EXPECT_EQ(options->log_level, "debug");
   EXPECT_EQ(options->watch_limits.default_heartbeat, absl::Seconds(5));
   // In neither: the default.
@@ -168,9 +164,6 @@ TEST(AirdFlags, EveryDefaultGivenAsAFlagIsTheDefault) {
   EXPECT_EQ(options->upstream.outage_threshold, expected.upstream.outage_threshold);
   EXPECT_EQ(options->upstream.sync.page_size, expected.upstream.sync.page_size);
   EXPECT_EQ(options->upstream.sync.rpc_timeout, expected.upstream.sync.rpc_timeout);
-  EXPECT_EQ(options->upstream.simulator.arrival_rate, expected.upstream.simulator.arrival_rate);
-  EXPECT_EQ(options->upstream.simulator.failure_rate, expected.upstream.simulator.failure_rate);
-  EXPECT_EQ(options->upstream.simulator.seed, expected.upstream.simulator.seed);
   EXPECT_EQ(options->log_format, expected.log_format);
   EXPECT_EQ(options->max_receive_message_bytes, expected.max_receive_message_bytes);
   EXPECT_EQ(options->watch_limits.max_snapshot_actions,

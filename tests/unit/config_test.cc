@@ -119,7 +119,6 @@ TEST(Config, EverySettingIsInTheFile) {
       poll_interval { nanos: 500000000 }
       page_size: 250
       timeout { seconds: 3 }
-      simulator { arrival_rate: 2 failure_rate: 0 seed: 42 }
     }
     metrics_listen: "127.0.0.1:9464"
     health_listen: "0.0.0.0:50052"
@@ -148,9 +147,6 @@ TEST(Config, EverySettingIsInTheFile) {
   EXPECT_EQ(o.upstream.sync.page_size, 250);
   EXPECT_EQ(o.upstream.sync.rpc_timeout, absl::Seconds(3));
   EXPECT_EQ(o.upstream.delivery.rpc_timeout, absl::Seconds(3));
-  EXPECT_EQ(o.upstream.simulator.arrival_rate, 2);
-  EXPECT_EQ(o.upstream.simulator.failure_rate, 0);  // explicit zero, not the default
-  EXPECT_EQ(o.upstream.simulator.seed, 42u);
   EXPECT_EQ(o.metrics_listen, "127.0.0.1:9464");
   EXPECT_EQ(o.health_listen, "0.0.0.0:50052");
   EXPECT_EQ(o.log_format, "text");
@@ -168,18 +164,34 @@ TEST(Config, EverySettingIsInTheFile) {
   // The same in JSON, protobuf's JSON mapping (lowerCamelCase).
   ServerOptions j;
   AIR_ASSERT_OK(Apply(dir, "all.json", R"({
-    "upstream": {"target": "sim", "pageSize": 10, "simulator": {"failureRate": 0.5}},
+    "upstream": {"target": "127.0.0.1:50061", "pageSize": 10, "pollInterval": "0.25s"},
     "metricsListen": "127.0.0.1:9100",
     "log": {"format": "json"},
     "limits": {"maxSnapshotActions": 7, "defaultHeartbeat": "5s"}
   })", &j));
-  EXPECT_EQ(j.upstream.target, "sim");
+  EXPECT_EQ(j.upstream.target, "127.0.0.1:50061");
   EXPECT_EQ(j.upstream.sync.page_size, 10);
-  EXPECT_EQ(j.upstream.simulator.failure_rate, 0.5);
+  EXPECT_EQ(j.upstream.sync.poll_interval, absl::Milliseconds(250));
   EXPECT_EQ(j.metrics_listen, "127.0.0.1:9100");
   EXPECT_EQ(j.log_format, "json");
   EXPECT_EQ(j.watch_limits.max_snapshot_actions, 7);
   EXPECT_EQ(j.watch_limits.default_heartbeat, absl::Seconds(5));
+}
+
+// aird runs no simulator: its old settings (field 6, reserved) configure
+// nothing. Text format skips a reserved name; JSON refuses it by name.
+TEST(Config, SimulatorSettingsConfigureNothing) {
+  TempDir dir;
+  ServerOptions text;
+  AIR_ASSERT_OK(Apply(dir, "old.textproto",
+                      "upstream { target: \"127.0.0.1:50061\" simulator { arrival_rate: 2 } }",
+                      &text));
+  EXPECT_EQ(text.upstream.target, "127.0.0.1:50061");
+  ServerOptions json;
+  absl::Status old_json =
+      Apply(dir, "old.json", R"({"upstream": {"simulator": {"arrivalRate": 2}}})", &json);
+  EXPECT_THAT(old_json, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_NE(old_json.message().find("simulator"), absl::string_view::npos) << old_json;
 }
 
 TEST(Config, OperationsErrorsNameTheField) {
@@ -200,8 +212,6 @@ TEST(Config, OperationsErrorsNameTheField) {
       {"max_events: 0", "max_events"},
       {"upstream { outage { seconds: 0 } }", "upstream.outage"},
       {"upstream { timeout { seconds: -1 } }", "upstream.timeout"},
-      {"upstream { simulator { failure_rate: 1.5 } }", "upstream.simulator.failure_rate"},
-      {"upstream { simulator { arrival_rate: -1 } }", "upstream.simulator.arrival_rate"},
       {"housekeeping_interval { seconds: 0 }", "housekeeping_interval"},
       {"keepalive_time { seconds: 0 }", "keepalive_time"},
       {"shutdown_grace { seconds: -3 }", "shutdown_grace"},

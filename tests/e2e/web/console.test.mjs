@@ -1,11 +1,12 @@
 // The web console in headless Chromium (Debian's chromium package, driven by
-// playwright-core), against the real aird with demo data and the built-in
-// upstream simulator. Walks the seed workflow of the product page: open the
-// investigation list, pick one by ID, open its Actions tab, select actions,
-// review, approve or reject; and checks live updates, the viewer role, bulk
-// decisions of one type, keyboard use and error messages. Screenshots go to
-// $ARTIFACTS.
-//   AIRD=build/service/aird ARTIFACTS=/tmp/shots node --test console.test.mjs
+// playwright-core), against the real aird with demo data, fed by the
+// upstream simulator (an air-upstream-sim process). Walks the seed workflow
+// of the product page: open the investigation list, pick one by ID, open its
+// Actions tab, select actions, review, approve or reject; and checks live
+// updates, the viewer role, bulk decisions of one type, keyboard use and
+// error messages. Screenshots go to $ARTIFACTS.
+//   AIRD=build/service/aird AIR_UPSTREAM_SIM=build/sim/air-upstream-sim \
+//     ARTIFACTS=/tmp/shots node --test console.test.mjs
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,11 +14,12 @@ import { after, before, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { call, startAird } from './lib/aird.mjs';
+import { call, startAird, startUpstreamSim } from './lib/aird.mjs';
 
 const ARTIFACTS = process.env.ARTIFACTS || join(process.cwd(), 'artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
+let upstream;
 let aird;
 let browser;
 let shotCount = 0;
@@ -25,10 +27,14 @@ const pageErrors = [];
 
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
+  // New investigations keep arriving from the simulator, as in production.
+  upstream = await startUpstreamSim({
+    logDir: ARTIFACTS,
+    extraArgs: ['--arrival_rate=0.5', '--seed=7'],
+  });
   aird = await startAird({
     logDir: ARTIFACTS,
-    // New investigations keep arriving from the simulator, as in production.
-    extraArgs: ['--upstream=sim', '--sim_arrival_rate=0.5', '--sim_seed=7'],
+    extraArgs: [`--upstream=${upstream.target}`],
   });
   // launch() gives every run a fresh temporary profile (--user-data-dir).
   browser = await chromium.launch({
@@ -40,19 +46,25 @@ before(async () => {
 });
 
 after(async () => {
-  // aird stops while a console still watches live: its stream must not hold
-  // the shutdown up.
-  if (browser && aird) {
-    const page = await signIn(aird.tokens.viewer, 'Signed in as victor (viewer)');
-    await page.getByText('Live', { exact: true }).waitFor();
+  try {
+    // aird stops while a console still watches live: its stream must not
+    // hold the shutdown up.
+    if (browser && aird) {
+      const page = await signIn(aird.tokens.viewer, 'Signed in as victor (viewer)');
+      await page.getByText('Live', { exact: true }).waitFor();
+    }
+    if (aird) {
+      const result = await aird.stop();
+      assert.deepEqual(result, { code: 0, signal: null },
+                       `aird exits 0 on SIGTERM, promptly (log: ${aird.logPath})`);
+    }
+    if (browser) await browser.close();
+    assert.deepEqual(pageErrors, [], 'no script errors or CSP violations in the page');
+  } finally {
+    // Even when a check above failed: a running simulator would keep the
+    // test runner alive.
+    if (upstream) await upstream.stop();
   }
-  if (aird) {
-    const result = await aird.stop();
-    assert.deepEqual(result, { code: 0, signal: null },
-                     `aird exits 0 on SIGTERM, promptly (log: ${aird.logPath})`);
-  }
-  if (browser) await browser.close();
-  assert.deepEqual(pageErrors, [], 'no script errors or CSP violations in the page');
 });
 
 async function shot(page, name) {

@@ -100,3 +100,46 @@ export async function call(aird, method, path, { token, body, headers = {} } = {
   try { parsed = JSON.parse(text); } catch (e) { parsed = text; }
   return { status: res.status, body: parsed, headers: res.headers };
 }
+
+// Starts air-upstream-sim ($AIR_UPSTREAM_SIM) on a loopback port it picks
+// (read back from --port_file), as the upstream aird syncs with. Options:
+// extraArgs (the simulator's flags: story and faults), logDir (where
+// air-upstream-sim.log goes). Pass `target` to aird as --upstream.
+export async function startUpstreamSim({ extraArgs = [], logDir } = {}) {
+  const binary = process.env.AIR_UPSTREAM_SIM;
+  if (!binary) throw new Error('set AIR_UPSTREAM_SIM to the air-upstream-sim binary');
+  const dir = await mkdtemp(join(tmpdir(), 'air-upstream-sim-'));
+  const portFile = join(dir, 'port');
+  const log = createWriteStream(join(logDir || dir, 'air-upstream-sim.log'));
+  const child = spawn(binary, ['--listen=127.0.0.1:0', `--port_file=${portFile}`, ...extraArgs],
+                      { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  let exited = null;
+  const exit = new Promise((resolve) => child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    resolve(exited);
+  }));
+
+  const deadline = Date.now() + 30000;
+  let port = 0;
+  while (!port) {
+    if (exited) throw new Error(`air-upstream-sim exited early (${JSON.stringify(exited)}); see ${log.path}`);
+    if (Date.now() > deadline) throw new Error(`air-upstream-sim did not start in time; see ${log.path}`);
+    try {
+      port = Number((await readFile(portFile, 'utf8')).trim());
+    } catch (e) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    target: `127.0.0.1:${port}`,
+    logPath: log.path,
+    async stop() {
+      if (!exited) child.kill('SIGTERM');
+      const result = await exit;
+      log.end();
+      return result;
+    },
+  };
+}
